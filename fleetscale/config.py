@@ -1,0 +1,210 @@
+"""Settings: frozen dataclasses with their defaults in one place and one `validate()` each.
+
+Units are in the names (`_s` seconds, `_ms` milliseconds, `_bytes`). Nothing here reads
+the environment at import; `resolve_redis_url` takes the environment as an argument.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from fleetscale.errors import ConfigurationError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+REDIS_URL_ENV = "FLEETSCALE_REDIS_URL"
+MIB = 1024 * 1024
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Parse `250ms`, `2s`, `1m`, `1h` or a plain number of seconds; return seconds.
+
+    Raises:
+        ConfigurationError: for anything else, or a negative or non-finite value.
+    """
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text)
+        if match is None:
+            raise ConfigurationError(
+                f"bad duration {text!r}: use a number of seconds or 250ms, 2s, 1m, 1h"
+            )
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"bad duration {text!r}: must be a finite value ≥ 0")
+    return seconds
+
+
+def resolve_redis_url(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """Pick the Redis URL: explicit argument > `FLEETSCALE_REDIS_URL` > the default."""
+    return explicit or environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with any password replaced by `***`, safe for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """How to reach Redis, with every timeout and retry bounded.
+
+    redis-py's defaults can hang for minutes on a host cut off by a firewall; these
+    bound one command to about `retries + 1` × `socket_timeout_s` plus backoff.
+
+    Attributes:
+        url: `redis://` or `rediss://` URL, with ACL user and password if any.
+        socket_timeout_s: per-command read timeout, seconds. Blocking reads add their
+            block time on top.
+        connect_timeout_s: TCP/TLS connect timeout, seconds.
+        retries: retries of a failed command on a fresh connection.
+        retry_backoff_cap_s: the longest pause between those retries, seconds.
+        health_check_interval_s: idle seconds after which a connection is pinged first.
+    """
+
+    url: str = DEFAULT_REDIS_URL
+    socket_timeout_s: float = 2.0
+    connect_timeout_s: float = 1.5
+    retries: int = 1
+    retry_backoff_cap_s: float = 0.25
+    health_check_interval_s: float = 15.0
+
+    def validate(self) -> RedisSettings:
+        """Check every field; return self so calls chain. Raises ConfigurationError."""
+        scheme = urlsplit(self.url).scheme
+        _require(
+            scheme in ("redis", "rediss", "unix"),
+            f"bad Redis URL {redact_url(self.url)!r}: use redis://, rediss:// or unix://",
+        )
+        _require(self.socket_timeout_s > 0, "socket_timeout_s must be > 0")
+        _require(self.connect_timeout_s > 0, "connect_timeout_s must be > 0")
+        _require(0 <= self.retries <= 5, "retries must be between 0 and 5")
+        return self
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL without its password, for logs, status and errors."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How a worker process consumes, retries, reclaims and reports.
+
+    Attributes:
+        block_ms: how long one read blocks waiting for new jobs, milliseconds.
+        prefetch_window_s: a fetch takes at most as many jobs as the worker expects to
+            start within this many seconds (from its measured run time), so a prefetched
+            batch never hides load from the scaler or from other workers. No-op jobs are
+            fetched up to `max_batch` at once; 50 ms jobs one at a time.
+        max_batch: the most jobs one fetch takes.
+        min_idle_s: a pending job idle this long is presumed abandoned and reclaimed.
+        reclaim_every_s: how often the worker looks for abandoned jobs.
+        lease_renew_s: how often a running job's lease is renewed; must be well under
+            `min_idle_s` (default a third of it).
+        heartbeat_every_s: how often the worker re-registers itself.
+        heartbeat_ttl_s: a worker silent this long is presumed dead.
+        flush_every_s: how often telemetry deltas are written to Redis.
+        sample_every: record 1 in N job waits (each sample weighs N); 0 adapts N to the
+            job rate so that about `target_samples_per_s` are recorded.
+        target_samples_per_s: the sampling rate the adaptive mode aims for, per worker.
+        retry_base_s: backoff before the first retry; doubles per attempt, seconds.
+        retry_cap_s: the longest retry backoff, seconds.
+        max_payload_bytes: entries larger than this are dead-lettered unread.
+        telemetry: record and flush wait/run telemetry.
+        strict: refuse to start on an unsafe Redis deployment instead of warning.
+        burst: exit once the stream is drained.
+    """
+
+    block_ms: int = 1000
+    prefetch_window_s: float = 0.01
+    max_batch: int = 256
+    min_idle_s: float = 30.0
+    reclaim_every_s: float = 5.0
+    lease_renew_s: float = 0.0
+    heartbeat_every_s: float = 2.0
+    heartbeat_ttl_s: float = 10.0
+    flush_every_s: float = 1.0
+    sample_every: int = 0
+    target_samples_per_s: float = 200.0
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    max_payload_bytes: int = MIB
+    telemetry: bool = True
+    strict: bool = False
+    burst: bool = False
+
+    def validate(self) -> WorkerSettings:
+        """Check every field; return self so calls chain. Raises ConfigurationError."""
+        _require(10 <= self.block_ms <= 60_000, "block_ms must be between 10 and 60000")
+        _require(self.prefetch_window_s >= 0, "prefetch_window_s must be ≥ 0")
+        _require(1 <= self.max_batch <= 10_000, "max_batch must be between 1 and 10000")
+        _require(self.min_idle_s > 0, "min_idle_s must be > 0")
+        _require(self.reclaim_every_s > 0, "reclaim_every_s must be > 0")
+        _require(
+            self.renew_every_s < self.min_idle_s,
+            f"lease_renew_s={self.lease_renew_s} must be below min_idle_s={self.min_idle_s}",
+        )
+        _require(self.heartbeat_every_s > 0, "heartbeat_every_s must be > 0")
+        _require(
+            self.heartbeat_ttl_s > self.heartbeat_every_s,
+            "heartbeat_ttl_s must exceed heartbeat_every_s",
+        )
+        _require(self.flush_every_s > 0, "flush_every_s must be > 0")
+        _require(self.sample_every >= 0, "sample_every must be ≥ 0 (0 = adaptive)")
+        _require(self.target_samples_per_s > 0, "target_samples_per_s must be > 0")
+        _require(0 < self.retry_base_s <= self.retry_cap_s, "need 0 < retry_base_s ≤ retry_cap_s")
+        _require(self.max_payload_bytes > 0, "max_payload_bytes must be > 0")
+        return self
+
+    @property
+    def renew_every_s(self) -> float:
+        """The lease renewal period in effect, seconds."""
+        return self.lease_renew_s or self.min_idle_s / 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerSettings:
+    """Limits a producer applies before a job reaches Redis.
+
+    Attributes:
+        max_backlog: raise `Overloaded` when the fleet's backlog is at or above this
+            many jobs; None for no limit.
+        max_payload_bytes: the largest encoded job accepted.
+        dedup_ttl_s: how long an explicit `job_id` is remembered, seconds.
+        backlog_check_every_s: with `max_backlog`, how long a backlog reading is reused.
+    """
+
+    max_backlog: int | None = None
+    max_payload_bytes: int = MIB
+    dedup_ttl_s: float = 86_400.0
+    backlog_check_every_s: float = 0.0
+
+    def validate(self) -> ProducerSettings:
+        """Check every field; return self so calls chain. Raises ConfigurationError."""
+        _require(
+            self.max_backlog is None or self.max_backlog > 0, "max_backlog must be > 0 or None"
+        )
+        _require(self.max_payload_bytes > 0, "max_payload_bytes must be > 0")
+        _require(self.dedup_ttl_s >= 1, "dedup_ttl_s must be ≥ 1")
+        _require(self.backlog_check_every_s >= 0, "backlog_check_every_s must be ≥ 0")
+        return self

@@ -1,0 +1,1 @@
+"""A discrete-event simulator of a fleet, for judging scaling policies against traces."""

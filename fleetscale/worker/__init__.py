@@ -1,0 +1,1 @@
+"""The worker runtime: a consumer loop in a worker process."""
