@@ -17,6 +17,7 @@ from fleetscale.errors import ConfigurationError
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_URL_ENV = "FLEETSCALE_REDIS_URL"
 MIB = 1024 * 1024
+DEFAULT_DEDUP_TTL_S = 86_400.0
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -196,7 +197,7 @@ class ProducerSettings:
 
     max_backlog: int | None = None
     max_payload_bytes: int = MIB
-    dedup_ttl_s: float = 86_400.0
+    dedup_ttl_s: float = DEFAULT_DEDUP_TTL_S
     backlog_check_every_s: float = 0.0
 
     def validate(self) -> ProducerSettings:

@@ -1,0 +1,102 @@
+"""`fleetscale dlq FLEET list | replay | purge`: inspect and act on dead letters."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fleetscale.cli.options import (
+    fleet_argument,
+    json_option,
+    redis_settings,
+    redis_url_option,
+    reports_errors,
+)
+from fleetscale.cli.root import main
+from fleetscale.deadletters import DeadLetters
+from fleetscale.keys import FleetKeys
+from fleetscale.store import connect
+
+
+def _letters(fleet: str, redis_url: str | None) -> DeadLetters:
+    settings = redis_settings(redis_url)
+    return DeadLetters(connect(settings), FleetKeys(fleet), settings.url)
+
+
+@main.group("dlq")
+def dlq_group() -> None:
+    """Dead letters: jobs given up on, each with its reason.
+
+    \b
+    Examples:
+      fleetscale dlq list media --json
+      fleetscale dlq replay media
+      fleetscale dlq purge media --yes
+    """
+
+
+@dlq_group.command("list")
+@fleet_argument
+@redis_url_option
+@json_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Most letters shown.",
+)
+@reports_errors
+def dlq_list(*, fleet: str, redis_url: str | None, as_json: bool, limit: int) -> None:
+    """List FLEET's dead letters, oldest first, with reason and attempts.
+
+    \b
+    Example:
+      fleetscale dlq list media --json
+    """
+    letters = _letters(fleet, redis_url)
+    entries = letters.list(limit)
+    if as_json:
+        body = {"count": letters.count(), "entries": [e.to_dict() for e in entries]}
+        click.echo(json.dumps(body))
+        return
+    for e in entries:
+        who = f"job {e.job_id or '?'}  task {e.task or '?'}"
+        click.echo(f"{e.id}  {who}  attempts {e.attempts}  {e.reason}")
+    click.echo(f"{letters.count()} dead letters", err=True)
+
+
+@dlq_group.command("replay")
+@fleet_argument
+@click.argument("ids", nargs=-1)
+@redis_url_option
+@reports_errors
+def dlq_replay(*, fleet: str, ids: tuple[str, ...], redis_url: str | None) -> None:
+    """Send dead letters of FLEET back to the queue (all, or the given letter IDS).
+
+    \b
+    Example:
+      fleetscale dlq replay media 1700000000000-0
+    """
+    result = _letters(fleet, redis_url).replay(ids)
+    for letter_id, why in result.skipped.items():
+        click.echo(f"skipped {letter_id}: {why}", err=True)
+    click.echo(f"replayed {len(result.replayed)} dead letters")
+
+
+@dlq_group.command("purge")
+@fleet_argument
+@redis_url_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reports_errors
+def dlq_purge(*, fleet: str, redis_url: str | None, yes: bool) -> None:
+    """Delete every dead letter of FLEET.
+
+    \b
+    Example:
+      fleetscale dlq purge media --yes
+    """
+    if not yes:
+        click.confirm(f"Delete every dead letter of fleet {fleet!r}?", abort=True)
+    click.echo(f"purged {_letters(fleet, redis_url).purge()} dead letters")

@@ -1,0 +1,128 @@
+"""Options and error handling shared by every command, defined once."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from fleetscale.config import REDIS_URL_ENV, RedisSettings, parse_duration, resolve_redis_url
+from fleetscale.errors import (
+    ConfigurationError,
+    FleetscaleError,
+    RedisAuthError,
+    RedisUnavailable,
+    SubmitError,
+)
+from fleetscale.exitcode import ExitCode
+from fleetscale.keys import validate_fleet_name
+from fleetscale.logs import configure_logging
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def to_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+    """Click callback for duration options: `250ms`, `2s`, `1m` or seconds → seconds."""
+    if value is None or isinstance(value, float):
+        return value
+    try:
+        return parse_duration(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def fleet_argument(fn: Callable[P, R]) -> Callable[P, R]:
+    """The FLEET argument, validated."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        try:
+            return validate_fleet_name(value)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint="FLEET") from None
+
+    return click.argument("fleet", callback=check)(fn)
+
+
+redis_url_option = click.option(
+    "--redis-url",
+    envvar=REDIS_URL_ENV,
+    show_envvar=True,
+    metavar="URL",
+    help="Redis URL (redis://, rediss:// with TLS; user:password@ for ACL). "
+    "Default redis://localhost:6379/0.",
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+def logging_options(fn: Callable[P, R]) -> Callable[P, R]:
+    """`--log-level` and `--log-format`, applied before the command runs."""
+
+    def apply_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        ctx.meta["fleetscale.log_level"] = value
+        return value
+
+    def apply_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        configure_logging(ctx.meta.get("fleetscale.log_level", "info"), value)
+        return value
+
+    fn = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="FLEETSCALE_LOG_FORMAT",
+        expose_value=False,
+        callback=apply_format,
+        help="Log lines as text or JSON objects.",
+    )(fn)
+    return click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        envvar="FLEETSCALE_LOG_LEVEL",
+        expose_value=False,
+        is_eager=True,
+        callback=apply_level,
+        help="Least severe log level shown.",
+    )(fn)
+
+
+def redis_settings(redis_url: str | None) -> RedisSettings:
+    """Settings for the resolved URL (flag > env > default)."""
+    return RedisSettings(url=resolve_redis_url(redis_url, os.environ)).validate()
+
+
+def exit_code_for(exc: FleetscaleError) -> ExitCode:
+    """The named exit code for an error a user can cause."""
+    if isinstance(exc, RedisUnavailable):
+        return ExitCode.REDIS_UNREACHABLE
+    if isinstance(exc, ConfigurationError | RedisAuthError | SubmitError):
+        return ExitCode.USAGE
+    return ExitCode.FAILURE
+
+
+def fail(message: str, code: ExitCode) -> None:
+    """Print one line to stderr and exit with `code`."""
+    click.echo(f"fleetscale: error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a FleetscaleError into one line on stderr and its named exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except FleetscaleError as exc:
+            fail(str(exc), exit_code_for(exc))
+            raise AssertionError("unreachable") from None
+
+    return wrapper

@@ -1,0 +1,106 @@
+"""`fleetscale status FLEET`: the fleet at a glance, once or every few seconds."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from fleetscale.cli.options import (
+    fleet_argument,
+    json_option,
+    redis_settings,
+    redis_url_option,
+    reports_errors,
+    to_seconds,
+)
+from fleetscale.cli.root import main
+from fleetscale.keys import FleetKeys
+from fleetscale.status import read_status
+from fleetscale.store import connect
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _rate(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1f}/s"
+
+
+def render(status: dict[str, Any]) -> str:
+    """The human-readable status (the JSON fields, laid out)."""
+    workers = status["workers"]
+    lines = [
+        f"fleet {status['fleet']}   leader: {status['leader'] or 'none'}",
+        f"workers  desired {workers['desired'] if workers['desired'] is not None else '-'}"
+        f"  running {workers['running']}  ready {workers['ready']}",
+        f"backlog  {status['backlog'] if status['backlog'] is not None else 'unknown'}"
+        f"  (pending {status['pending']})"
+        f"   head-of-line age {_seconds(status['head_of_line_age_s'])}",
+        f"arrivals {_rate(status['arrival_rate_per_s'])}"
+        f"   completed {_rate(status['completed_per_s'])}"
+        f"   failed {_rate(status['failed_per_s'])}",
+        f"wait     p50 {_seconds(status['wait_p50_s'])}  p99 {_seconds(status['wait_p99_s'])}"
+        f"   (last {status['window_s']:g}s, {status['wait_samples']} weighted samples)",
+        f"service  {_seconds(status['service_time_s'])} per job   busy "
+        + ("unknown" if status["busy_fraction"] is None else f"{status['busy_fraction']:.0%}"),
+        f"dead letters {status['dead_letters']}",
+    ]
+    for host in status["hosts"]:
+        quota = host["quota"] if host["quota"] is not None else "-"
+        lines.append(
+            f"  host {host['host']}: running {host['running']} ready {host['ready']} quota {quota}"
+        )
+    return "\n".join(lines)
+
+
+@main.command("status")
+@fleet_argument
+@redis_url_option
+@json_option
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option(
+    "--interval",
+    default="2s",
+    callback=to_seconds,
+    show_default=True,
+    help="Refresh period with --watch.",
+)
+@click.option(
+    "--window",
+    default="10s",
+    callback=to_seconds,
+    show_default=True,
+    help="Sliding window of the wait quantiles and rates.",
+)
+@reports_errors
+def status_command(
+    *, fleet: str, redis_url: str | None, as_json: bool, watch: bool, interval: float, window: float
+) -> None:
+    """Show FLEET: workers, backlog, arrival rate, wait p50/p99, head-of-line age.
+
+    \b
+    Examples:
+      fleetscale status media
+      fleetscale status media --json
+      fleetscale status media --watch --interval 1s
+    """
+    settings = redis_settings(redis_url)
+    client = connect(settings)
+    keys = FleetKeys(fleet)
+    while True:
+        status = read_status(client, keys, settings.url, window_s=window)
+        if as_json:
+            click.echo(json.dumps(status))
+        else:
+            if watch:
+                click.clear()
+            click.echo(render(status))
+        if not watch:
+            return
+        time.sleep(interval)

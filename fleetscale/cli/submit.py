@@ -1,0 +1,141 @@
+"""`fleetscale submit FLEET TASK`: submit jobs from the shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any, TextIO
+
+import click
+
+from fleetscale.cli.options import (
+    fleet_argument,
+    logging_options,
+    redis_settings,
+    redis_url_option,
+    reports_errors,
+    to_seconds,
+)
+from fleetscale.cli.root import main
+from fleetscale.producer import JobSpec, Producer, parse_job_line
+
+CHUNK = 1000
+
+
+def _json_arg(value: str | None, name: str, kind: type) -> Any:
+    if value is None:
+        return kind()
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})", param_hint=name) from None
+    if not isinstance(parsed, kind):
+        raise click.BadParameter(f"must be a JSON {kind.__name__}", param_hint=name)
+    return parsed
+
+
+def _file_jobs(stream: TextIO) -> Iterator[JobSpec]:
+    for number, line in enumerate(stream, 1):
+        if line.strip():
+            yield parse_job_line(line, number)
+
+
+@main.command("submit")
+@fleet_argument
+@click.argument("task", required=False)
+@click.option(
+    "--args", "args_json", metavar="JSON", help="Positional arguments, e.g. '[\"img-1\"]'."
+)
+@click.option(
+    "--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, e.g. '{\"width\": 640}'."
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Submit the job this many times (fresh job ids).",
+)
+@click.option(
+    "--file",
+    "jobs_file",
+    type=click.File("r"),
+    help='JSON lines, one job each: {"task": ..., "args": [...], "kwargs": {...}}; - for stdin.',
+)
+@click.option("--job-id", help="Your id for the job; resubmitting it is a no-op while it is known.")
+@click.option(
+    "--delay", default="0", callback=to_seconds, help="Run no earlier than this from now."
+)
+@click.option(
+    "--max-backlog", type=click.IntRange(min=1), help="Refuse when the backlog is at least this."
+)
+@click.option(
+    "--timeout",
+    default="0",
+    callback=to_seconds,
+    help="With --max-backlog, wait this long for room.",
+)
+@redis_url_option
+@logging_options
+@reports_errors
+def submit_command(
+    *,
+    fleet: str,
+    task: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    count: int,
+    jobs_file: TextIO | None,
+    job_id: str | None,
+    delay: float,
+    max_backlog: int | None,
+    timeout: float,
+    redis_url: str | None,
+) -> None:
+    """Submit jobs of TASK to FLEET, or the jobs in --file; print the job id(s).
+
+    Many jobs (--count, --file) are pipelined in chunks, with a progress bar.
+
+    \b
+    Examples:
+      fleetscale submit media resize --args '["img-1"]' --kwargs '{"width": 640}'
+      fleetscale submit media resize --args '["img-1"]' --count 10000
+      fleetscale submit media --file jobs.jsonl
+    """
+    if (task is None) == (jobs_file is None):
+        raise click.UsageError("give either TASK or --file")
+    if (job_id or delay) and (jobs_file is not None or count > 1):
+        raise click.UsageError("--job-id and --delay apply to a single job, not --count/--file")
+    settings = redis_settings(redis_url)
+    with Producer(fleet, settings.url, max_backlog=max_backlog, redis=settings) as producer:
+        if task is not None and count == 1:
+            args = _json_arg(args_json, "--args", list)
+            kwargs = _json_arg(kwargs_json, "--kwargs", dict)
+            click.echo(producer.submit(task, args, kwargs, job_id=job_id, delay_s=delay,
+                                       timeout_s=timeout))  # fmt: skip
+            return
+        if task is not None:
+            args = _json_arg(args_json, "--args", list)
+            spec = (task, args, _json_arg(kwargs_json, "--kwargs", dict))
+            jobs: Iterator[JobSpec] = (spec for _ in range(count))
+            total = count
+        else:
+            assert jobs_file is not None
+            # Parse the whole file first: a bad line submits nothing.
+            parsed = list(_file_jobs(jobs_file))
+            jobs, total = iter(parsed), len(parsed)
+        submitted = _submit_chunks(producer, jobs, total, timeout)
+    click.echo(f"submitted {submitted} jobs to fleet {fleet!r}", err=True)
+
+
+def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, timeout: float) -> int:
+    submitted = 0
+    progress = click.progressbar(length=total, label="submitting", file=sys.stderr)
+    with progress:
+        while chunk := list(islice(jobs, CHUNK)):
+            producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
+            submitted += len(chunk)
+            progress.update(len(chunk))
+    return submitted

@@ -1,0 +1,93 @@
+"""`fleetscale worker APP`: run one worker process."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from fleetscale.app import load_app
+from fleetscale.cli.options import (
+    logging_options,
+    redis_settings,
+    redis_url_option,
+    reports_errors,
+    to_seconds,
+)
+from fleetscale.cli.root import main
+from fleetscale.config import WorkerSettings
+from fleetscale.worker.process import run_worker
+
+
+@main.command("worker")
+@click.argument("app_path", metavar="APP")
+@redis_url_option
+@click.option("--burst", is_flag=True, help="Exit once the stream is drained.")
+@click.option(
+    "--min-idle",
+    default="30s",
+    callback=to_seconds,
+    show_default=True,
+    help="Reclaim jobs another worker has held this long without renewing.",
+)
+@click.option(
+    "--sample-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Record 1 in N job waits; 0 adapts N to the job rate.",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1, 10_000),
+    default=256,
+    show_default=True,
+    help="Most jobs taken per fetch.",
+)
+@click.option(
+    "--prefetch-window",
+    default="10ms",
+    callback=to_seconds,
+    show_default=True,
+    help="Fetch only the jobs this worker expects to start within this time.",
+)
+@click.option("--no-telemetry", is_flag=True, help="Do not record wait and run telemetry.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse to start on an unsafe Redis (no AOF, evicting maxmemory-policy).",
+)
+@logging_options
+@reports_errors
+def worker_command(
+    *,
+    app_path: str,
+    redis_url: str | None,
+    burst: bool,
+    min_idle: float,
+    sample_every: int,
+    max_batch: int,
+    prefetch_window: float,
+    no_telemetry: bool,
+    strict: bool,
+) -> None:
+    """Run one worker process for APP (`module:attribute` naming a fleetscale App).
+
+    The first SIGTERM or Ctrl-C drains: the worker stops reading, finishes and
+    acknowledges what it holds, flushes telemetry and exits 0. A second exits at once.
+
+    \b
+    Example:
+      fleetscale worker myproject.tasks:app --redis-url redis://localhost:6379/0
+    """
+    app = load_app(app_path)
+    settings = WorkerSettings(
+        burst=burst,
+        min_idle_s=min_idle,
+        sample_every=sample_every,
+        max_batch=max_batch,
+        prefetch_window_s=prefetch_window,
+        telemetry=not no_telemetry,
+        strict=strict,
+    ).validate()
+    sys.exit(int(run_worker(app, redis_settings(redis_url), settings)))

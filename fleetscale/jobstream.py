@@ -1,0 +1,217 @@
+"""Redis operations on a fleet's job stream, shared by producers and workers.
+
+Each method is one round trip (a command, a pipeline or a Lua script from
+`fleetscale/lua/`) and maps Redis errors through `store.redis_errors`. Entry ids are
+kept as the bytes Redis returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.typing import EncodableT
+
+from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
+from fleetscale.store import Client, redis_errors, script
+
+EntryId = bytes
+Fields = dict[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One stream entry handed to a worker.
+
+    Attributes:
+        entry_id: the stream entry id (its first part is the enqueue time, Redis ms).
+        fields: the entry's raw fields.
+        deliveries: how many times Redis has delivered it, this time included.
+    """
+
+    entry_id: EntryId
+    fields: Fields
+    deliveries: int = 1
+
+    @property
+    def enqueued_ms(self) -> int:
+        """The enqueue time in Redis milliseconds, from the entry id."""
+        return int(self.entry_id.split(b"-", 1)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A job given up on, with why."""
+
+    entry_id: EntryId
+    raw: bytes
+    reason: str
+    traceback: str
+    attempts: int
+    job_id: str
+    task: str
+
+
+@dataclass(slots=True)
+class Settlement:
+    """A worker's finished entries, written back in one `settle` call.
+
+    Attributes:
+        acks: entries done (success).
+        retries: `(entry id, delay ms, msgpack job)` to run again after the delay.
+        dead: entries to dead-letter.
+    """
+
+    acks: list[EntryId] = field(default_factory=list)
+    retries: list[tuple[EntryId, int, bytes]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.acks) + len(self.retries) + len(self.dead)
+
+    def entry_ids(self) -> list[EntryId]:
+        """Every entry id in this settlement."""
+        return [*self.acks, *(r[0] for r in self.retries), *(d.entry_id for d in self.dead)]
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    """What one reclaim pass found.
+
+    Attributes:
+        cursor: where the next pass continues (`0-0` = start over).
+        deliveries: entries now owned by the caller, with their delivery counts.
+        deleted: entry ids that were pending but deleted from the stream (lost jobs).
+    """
+
+    cursor: EntryId
+    deliveries: list[Delivery]
+    deleted: list[EntryId]
+
+
+def _id_key(entry_id: EntryId) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
+class JobStream:
+    """The job stream of one fleet, seen through one Redis client.
+
+    Thread-safety: a redis-py client may be shared between threads; each call is
+    independent. Raises `FleetscaleError` subclasses only.
+    """
+
+    def __init__(self, client: Client, keys: FleetKeys, url: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.url = url
+        self._settle = script(client, "settle")
+        self._renew = script(client, "renew")
+        self._reclaim = script(client, "reclaim")
+        self._promote = script(client, "promote")
+
+    def ensure_group(self) -> None:
+        """Create the stream and its consumer group if absent (reading from the start)."""
+        with redis_errors(self.url):
+            try:
+                self.client.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def add(self, payloads: Sequence[bytes]) -> list[EntryId]:
+        """XADD each payload now, pipelined; return the entry ids in order."""
+        with redis_errors(self.url):
+            pipe = self.client.pipeline(transaction=False)
+            for payload in payloads:
+                pipe.xadd(self.keys.jobs, {JOB_FIELD: payload})
+            return list(pipe.execute())
+
+    def backlog(self) -> int:
+        """Entries not yet acknowledged: the group's lag plus its pending entries.
+
+        Falls back to the stream length when the group is absent or its lag is unknown
+        (Redis reports none after deletions).
+        """
+        with redis_errors(self.url):
+            if not self.client.exists(self.keys.jobs):
+                return 0
+            for group in self.client.xinfo_groups(self.keys.jobs):
+                if group["name"] == GROUP.encode():
+                    lag = group.get("lag")
+                    if lag is None:
+                        lag = self.client.xlen(self.keys.jobs)
+                    return int(lag) + int(group["pending"])
+            return int(self.client.xlen(self.keys.jobs))
+
+    def fetch(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:
+        """Read up to `count` new entries for `consumer`, blocking up to `block_ms`.
+
+        Recreates the group if Redis lost it (a restart without persistence).
+        """
+        with redis_errors(self.url):
+            try:
+                reply = self._read(consumer, count, block_ms)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.ensure_group()
+                reply = self._read(consumer, count, block_ms)
+        if not reply:
+            return []
+        return [Delivery(eid, fields) for eid, fields in reply[0][1] if fields is not None]
+
+    def _read(self, consumer: str, count: int, block_ms: int | None) -> Any:
+        return self.client.xreadgroup(
+            GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms
+        )
+
+    def reclaim(self, consumer: str, min_idle_ms: int, cursor: EntryId, count: int) -> Reclaimed:
+        """Claim entries idle over `min_idle_ms` for `consumer`; report deleted ones."""
+        with redis_errors(self.url):
+            reply = self._reclaim(
+                keys=[self.keys.jobs, self.keys.lost],
+                args=[GROUP, consumer, min_idle_ms, cursor, count],
+            )
+        next_cursor, entries, counts, deleted = reply
+        deliveries = [
+            Delivery(eid, dict(zip(flat[::2], flat[1::2], strict=True)), int(n))
+            for (eid, flat), n in zip(entries, counts, strict=True)
+        ]
+        return Reclaimed(next_cursor, deliveries, list(deleted))
+
+    def settle(self, consumer: str, settlement: Settlement) -> list[EntryId]:
+        """Ack, schedule retries and dead-letter, for entries `consumer` still owns.
+
+        Returns the entry ids it no longer owned (claimed by another worker meanwhile);
+        nothing was done to those.
+        """
+        ids = settlement.entry_ids()
+        if not ids:
+            return []
+        args: list[EncodableT] = [GROUP, consumer, min(ids, key=_id_key), max(ids, key=_id_key)]
+        args += [len(settlement.acks), *settlement.acks, len(settlement.retries)]
+        for entry_id, delay_ms, payload in settlement.retries:
+            args += [entry_id, delay_ms, payload]
+        args.append(len(settlement.dead))
+        for d in settlement.dead:
+            args += [d.entry_id, d.raw, d.reason, d.traceback, d.attempts, d.job_id, d.task]
+        with redis_errors(self.url):
+            lost = self._settle(keys=[self.keys.jobs, self.keys.delayed, self.keys.dlq], args=args)
+        return list(lost)
+
+    def renew(self, consumer: str, entry_ids: Sequence[EntryId]) -> list[EntryId]:
+        """Reset the idle time of entries `consumer` still owns; return those it lost."""
+        if not entry_ids:
+            return []
+        with redis_errors(self.url):
+            lost = self._renew(keys=[self.keys.jobs], args=[GROUP, consumer, *entry_ids])
+        return list(lost)
+
+    def promote_due(self, limit: int = 500) -> int:
+        """Move up to `limit` due delayed jobs into the stream; return how many moved."""
+        with redis_errors(self.url):
+            moved = self._promote(keys=[self.keys.jobs, self.keys.delayed], args=[limit])
+        return int(moved)

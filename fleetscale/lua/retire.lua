@@ -1,0 +1,14 @@
+-- Unregister a worker that is exiting: drop it from the registry, and delete its
+-- consumer only if it has nothing pending (XGROUP DELCONSUMER drops pending entries
+-- for good — REDIS-FACTS). KEYS[1] jobs stream, KEYS[2] workers zset,
+-- KEYS[3] worker info hash; ARGV[1] group, ARGV[2] worker id.
+-- Returns the number of entries it still had pending (0 = consumer deleted).
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then
+  return #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, ARGV[2])
+end
+local ok = pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 0

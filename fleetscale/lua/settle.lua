@@ -1,0 +1,49 @@
+-- Settle a worker's finished jobs in one call, but only entries it still owns:
+-- XACK does no owner check, and a paused worker must not ack an entry that another
+-- worker has since claimed (REDIS-FACTS).
+-- KEYS[1] jobs stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] lowest id, ARGV[4] highest id, then
+-- ARGV[5] = number of acks, the acked ids; then the number of retries and, per retry,
+-- id, delay ms, msgpack job; then the number of dead letters and, per dead letter,
+-- id, raw job, reason, traceback, attempts, job id, task.
+-- Returns the ids given that this consumer no longer owns (nothing was done to them).
+local owned = {}
+local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], 1000000, ARGV[2])
+for _, p in ipairs(mine) do owned[p[1]] = true end
+
+local lost = {}
+local function own(id)
+  if owned[id] then return true end
+  table.insert(lost, id)
+  return false
+end
+
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local a = 5
+local acks = {}
+for i = 1, tonumber(ARGV[a]) do
+  if own(ARGV[a + i]) then table.insert(acks, ARGV[a + i]) end
+end
+a = a + tonumber(ARGV[a]) + 1
+for _ = 1, tonumber(ARGV[a]) do
+  local id = ARGV[a + 1]
+  if own(id) then
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[a + 2]), ARGV[a + 3])
+    table.insert(acks, id)
+  end
+  a = a + 3
+end
+a = a + 1
+for _ = 1, tonumber(ARGV[a]) do
+  local id = ARGV[a + 1]
+  if own(id) then
+    redis.call('XADD', KEYS[3], '*', 'j', ARGV[a + 2], 'reason', ARGV[a + 3],
+      'traceback', ARGV[a + 4], 'attempts', ARGV[a + 5], 'job_id', ARGV[a + 6],
+      'task', ARGV[a + 7], 'entry_id', id, 'at_ms', now)
+    table.insert(acks, id)
+  end
+  a = a + 7
+end
+if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+return lost

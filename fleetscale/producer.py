@@ -1,0 +1,233 @@
+"""The producer: submit jobs to a fleet's stream. Needs no task code.
+
+Submission is non-blocking by default: with `max_backlog` set and the fleet's backlog at
+or above it, `submit` raises `Overloaded` at once; with `timeout_s` it waits up to that
+long for room first. Jobs with an explicit `job_id`, a delay or a backlog limit go
+through one Lua script that checks and adds atomically; the rest are plain pipelined
+XADDs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeAlias
+
+from redis.typing import EncodableT
+
+from fleetscale.codec import Job, encode_job
+from fleetscale.config import (
+    DEFAULT_DEDUP_TTL_S,
+    MIB,
+    ProducerSettings,
+    RedisSettings,
+    resolve_redis_url,
+)
+from fleetscale.errors import ConfigurationError, Overloaded, SubmitError
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import GROUP, FleetKeys
+from fleetscale.store import connect, redis_errors, script
+
+JobSpec: TypeAlias = tuple[str, Sequence[Any], Mapping[str, Any]]
+RETRY_AFTER_S = 0.25
+_MAX_JOB_ID_CHARS = 256
+
+
+def new_job_id() -> str:
+    """A fresh random job id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def _check_job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not 0 < len(job_id) <= _MAX_JOB_ID_CHARS:
+        raise SubmitError(f"bad job_id {job_id!r}: use a non-empty string of ≤ 256 characters")
+    return job_id
+
+
+def _check_task_name(task: str) -> str:
+    if not isinstance(task, str) or not task:
+        raise SubmitError(f"bad task name {task!r}: use the registered task's name")
+    return task
+
+
+class Producer:
+    """Submits jobs to one fleet.
+
+    Args:
+        fleet: the fleet name (as given to `App`).
+        redis_url: overrides `FLEETSCALE_REDIS_URL` and the default URL.
+        max_backlog: raise `Overloaded` when the backlog (jobs queued or running) is
+            at or above this; None for no limit.
+        max_payload_bytes: the largest encoded job accepted (default 1 MiB).
+        dedup_ttl_s: how long an explicit `job_id` is remembered, seconds.
+        redis: connection settings; its URL is replaced by the resolved `redis_url`.
+
+    A Producer may be shared by threads. It connects lazily: construction does no I/O.
+    """
+
+    def __init__(
+        self,
+        fleet: str,
+        redis_url: str | None = None,
+        *,
+        max_backlog: int | None = None,
+        max_payload_bytes: int = MIB,
+        dedup_ttl_s: float = DEFAULT_DEDUP_TTL_S,
+        redis: RedisSettings | None = None,
+    ) -> None:
+        self.keys = FleetKeys(fleet)
+        self.settings = ProducerSettings(
+            max_backlog=max_backlog, max_payload_bytes=max_payload_bytes, dedup_ttl_s=dedup_ttl_s
+        ).validate()
+        url = resolve_redis_url(redis_url, os.environ)
+        self.redis_settings = replace(redis or RedisSettings(), url=url).validate()
+        self.client = connect(self.redis_settings)
+        self.stream = JobStream(self.client, self.keys, url)
+        self._submit_script = script(self.client, "submit")
+
+    @property
+    def fleet(self) -> str:
+        """The fleet this producer submits to."""
+        return self.keys.fleet
+
+    def submit(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+        delay_s: float = 0.0,
+        timeout_s: float | None = None,
+    ) -> str:
+        """Submit one job; return its job id.
+
+        Args:
+            task: the registered task name.
+            args: positional arguments (msgpack types: str, int, float, bool, None,
+                bytes, lists, dicts).
+            kwargs: keyword arguments.
+            job_id: your id for the job; submitting it again while it is remembered
+                (`dedup_ttl_s`) does not create a second job.
+            delay_s: run no earlier than this many seconds from now (Redis time).
+            timeout_s: with `max_backlog`, wait up to this long for room, seconds.
+
+        Raises:
+            Overloaded: the backlog is at or above `max_backlog` (after `timeout_s`).
+            PayloadTooLarge: the encoded job is larger than `max_payload_bytes`.
+            SubmitError: bad arguments; RedisUnavailable and others: Redis trouble.
+        """
+        if delay_s < 0:
+            raise SubmitError(f"bad delay_s={delay_s}: must be ≥ 0")
+        job = Job(
+            job_id=_check_job_id(job_id) if job_id is not None else new_job_id(),
+            task=_check_task_name(task),
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+        )
+        payload = encode_job(job, self.settings.max_payload_bytes)
+        if job_id is None and delay_s == 0 and self.settings.max_backlog is None:
+            self.stream.add([payload])
+            return job.job_id
+        deadline = time.monotonic() + (timeout_s or 0.0)
+        self._until_admitted(
+            lambda: self._run_submit(payload, job_id, delay_s), deadline, timeout_s
+        )
+        return job.job_id
+
+    def _run_submit(self, payload: bytes, job_id: str | None, delay_s: float) -> int | None:
+        """Run the submit script; None when admitted, else the backlog that refused it."""
+        keys = [self.keys.jobs, self.keys.delayed]
+        if job_id is not None:
+            keys.append(self.keys.job_id(job_id))
+        args: list[EncodableT] = [
+            payload,
+            round(delay_s * 1000),
+            int(self.settings.dedup_ttl_s),
+            self.settings.max_backlog or 0,
+            GROUP,
+        ]
+        with redis_errors(self.redis_settings.url):
+            status, value = self._submit_script(keys=keys, args=args)
+        return int(value) if int(status) < 0 else None
+
+    def submit_many(
+        self, jobs: Iterable[JobSpec], *, timeout_s: float | None = None, chunk: int = 1000
+    ) -> list[str]:
+        """Submit `(task, args, kwargs)` jobs with fresh ids, pipelined; return the ids.
+
+        With `max_backlog`, the backlog is checked once per chunk of `chunk` jobs, and a
+        chunk is admitted whole. Use `submit` for explicit job ids or delays.
+        """
+        ids: list[str] = []
+        batch: list[bytes] = []
+        for spec in jobs:
+            task, args, kwargs = spec
+            job = Job(new_job_id(), _check_task_name(task), tuple(args), dict(kwargs))
+            batch.append(encode_job(job, self.settings.max_payload_bytes))
+            ids.append(job.job_id)
+            if len(batch) >= chunk:
+                self._add_chunk(batch, timeout_s)
+                batch = []
+        if batch:
+            self._add_chunk(batch, timeout_s)
+        return ids
+
+    def _add_chunk(self, payloads: list[bytes], timeout_s: float | None) -> None:
+        if self.settings.max_backlog is not None:
+            deadline = time.monotonic() + (timeout_s or 0.0)
+            self._until_admitted(self._backlog_if_full, deadline, timeout_s)
+        self.stream.add(payloads)
+
+    def _backlog_if_full(self) -> int | None:
+        backlog = self.backlog()
+        limit = self.settings.max_backlog
+        return backlog if limit is not None and backlog >= limit else None
+
+    def _until_admitted(
+        self, attempt: Callable[[], int | None], deadline: float, timeout_s: float | None
+    ) -> None:
+        """Call `attempt` until it admits (returns None) or the deadline passes."""
+        pause = 0.01
+        while True:
+            refused_backlog = attempt()
+            if refused_backlog is None:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                limit = self.settings.max_backlog or 0
+                raise Overloaded(refused_backlog, limit, RETRY_AFTER_S)
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.25)
+
+    def backlog(self) -> int:
+        """Jobs in the stream not yet acknowledged: the group's lag plus pending."""
+        return self.stream.backlog()
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.client.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_job_line(line: str, number: int) -> JobSpec:
+    """Parse one JSON-lines job `{"task": …, "args": [...], "kwargs": {...}}`."""
+    try:
+        body = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"line {number}: not JSON ({exc.msg})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("task"), str):
+        raise ConfigurationError(f'line {number}: expected {{"task": "name", ...}}')
+    args, kwargs = body.get("args", []), body.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ConfigurationError(f"line {number}: 'args' must be a list, 'kwargs' an object")
+    return body["task"], args, kwargs

@@ -1,0 +1,156 @@
+"""The Redis boundary: bounded connections, error mapping, scripts and the preflight check.
+
+Every Redis call in fleetscale runs inside `redis_errors()`, which maps redis-py
+exceptions to `FleetscaleError` subclasses with the password scrubbed from the message.
+Connections get explicit, bounded timeouts and retries (REDIS-FACTS: the defaults can
+hang for minutes on a host cut off by a firewall) and TCP keepalive.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from fleetscale.config import RedisSettings, redact_url
+from fleetscale.errors import (
+    FleetscaleError,
+    RedisAuthError,
+    RedisCommandError,
+    RedisUnavailable,
+)
+
+Client = redis.Redis
+Pipeline = redis.client.Pipeline
+
+
+def _keepalive_options() -> dict[int, int]:
+    """Probe an idle peer after 5 s, every 2 s, give up after 3 misses (Linux names)."""
+    wanted = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
+    return {getattr(socket, k): v for k, v in wanted.items() if hasattr(socket, k)}
+
+
+def connect(settings: RedisSettings, *, block_s: float = 0.0) -> Client:
+    """Open a client with bounded timeouts; no I/O happens until the first command.
+
+    Args:
+        settings: URL and timeouts.
+        block_s: the longest server-side block this client will issue (XREADGROUP
+            BLOCK), added to the socket timeout so a blocking read is not cut short.
+    """
+    settings.validate()
+    retry = Retry(
+        ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap_s, base=0.05),
+        settings.retries,
+    )
+    client: Client = redis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout_s + block_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        socket_keepalive=True,
+        socket_keepalive_options=_keepalive_options(),
+        retry=retry,
+        health_check_interval=int(settings.health_check_interval_s),
+        decode_responses=False,
+    )
+    return client
+
+
+def _scrub(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+@contextmanager
+def redis_errors(url: str) -> Iterator[None]:
+    """Map redis-py exceptions raised inside the block to fleetscale errors.
+
+    Args:
+        url: the Redis URL in use, named (without its password) in the message.
+    """
+    where = redact_url(url)
+    try:
+        yield
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        raise RedisAuthError(
+            f"Redis at {where} refused access: {_scrub(str(exc), url)}; "
+            "check the user, password and ACL in the URL"
+        ) from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise RedisUnavailable(
+            f"Redis at {where} is unreachable: {_scrub(str(exc), url)}; "
+            "check that it runs and the URL (--redis-url / FLEETSCALE_REDIS_URL)"
+        ) from None
+    except redis.ResponseError as exc:
+        raise RedisCommandError(f"Redis at {where} refused a command: {exc}") from None
+    except redis.RedisError as exc:
+        raise FleetscaleError(f"Redis at {where}: {_scrub(str(exc), url)}") from None
+
+
+@cache
+def _script_source(name: str) -> str:
+    return resources.files("fleetscale.lua").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+def script(client: Client, name: str) -> Script:
+    """Return the Lua script `fleetscale/lua/<name>.lua` bound to `client`.
+
+    redis-py runs it with EVALSHA and reloads it after NOSCRIPT (a restarted Redis).
+    """
+    return client.register_script(_script_source(name))
+
+
+def redis_time_s(client: Client) -> float:
+    """Redis `TIME` as float seconds (one round trip; call inside `redis_errors`)."""
+    seconds, micros = client.time()
+    return float(seconds) + micros / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What the start-up check found about the Redis deployment.
+
+    Attributes:
+        version: the server version string.
+        warnings: one line per unsafe setting, empty when the deployment is supported.
+    """
+
+    version: str
+    warnings: tuple[str, ...]
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def preflight(client: Client) -> Preflight:
+    """Check persistence, eviction policy and version via INFO (not CONFIG, which
+    managed Redis forbids). Call inside `redis_errors`."""
+    info: dict[str, Any] = client.info("server") | client.info("persistence")
+    info |= client.info("memory")
+    version = str(info.get("valkey_version") or info.get("redis_version", "0"))
+    warnings = []
+    if _version_tuple(version) < (7, 0):
+        warnings.append(f"Redis {version} is older than 7.0; fleetscale needs 7.0 or newer")
+    if not int(info.get("aof_enabled", 0)):
+        warnings.append(
+            "AOF persistence is off: acknowledged jobs are lost if Redis restarts "
+            "(set appendonly yes, appendfsync everysec)"
+        )
+    policy = str(info.get("maxmemory_policy", "noeviction"))
+    if policy != "noeviction":
+        warnings.append(
+            f"maxmemory-policy is {policy}: Redis may evict the job stream "
+            "(set maxmemory-policy noeviction)"
+        )
+    return Preflight(version=version, warnings=tuple(warnings))

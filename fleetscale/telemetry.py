@@ -1,0 +1,177 @@
+"""Worker-side telemetry: 1-in-N sampling, per-window deltas, and their idempotent flush.
+
+A worker records, per `TELEMETRY_WINDOW_S` window of Redis time: a weighted histogram of
+sampled queue waits and run times, busy time, up time, completions and failures. About
+once a second the accumulated deltas are flushed with one Lua call that carries a
+per-worker sequence number, so a flush retried after a lost reply counts once. Readers
+merge windows, not workers: the read cost does not grow with the fleet.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass, field
+
+from fleetscale.histogram import Histogram
+from fleetscale.keys import TELEMETRY_RETENTION_S, TELEMETRY_WINDOW_S, FleetKeys
+from fleetscale.store import Client, redis_errors, script
+
+WAIT_PREFIX = "w:"
+RUN_PREFIX = "r:"
+COUNTERS = ("busy_us", "up_us", "done", "failed", "samples")
+
+
+def window_of(redis_s: float) -> int:
+    """The start (Redis seconds) of the telemetry window holding time `redis_s`."""
+    return int(redis_s // TELEMETRY_WINDOW_S) * TELEMETRY_WINDOW_S
+
+
+@dataclass(slots=True)
+class WindowDelta:
+    """What one worker observed in one window since its last flush."""
+
+    wait: Histogram = field(default_factory=Histogram)
+    run: Histogram = field(default_factory=Histogram)
+    busy_us: int = 0
+    up_us: int = 0
+    done: int = 0
+    failed: int = 0
+    samples: int = 0
+
+    def absorb(self, other: WindowDelta) -> None:
+        """Add `other`'s counts to this delta."""
+        self.wait = self.wait.merged(other.wait)
+        self.run = self.run.merged(other.run)
+        self.busy_us += other.busy_us
+        self.up_us += other.up_us
+        self.done += other.done
+        self.failed += other.failed
+        self.samples += other.samples
+
+    def fields(self) -> dict[str, int]:
+        """The Redis hash fields this delta increments (zero fields left out)."""
+        out = {f"{WAIT_PREFIX}{b}": n for b, n in self.wait.counts.items() if n}
+        out |= {f"{RUN_PREFIX}{b}": n for b, n in self.run.counts.items() if n}
+        out |= {name: getattr(self, name) for name in COUNTERS if getattr(self, name)}
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: dict[bytes, bytes]) -> WindowDelta:
+        """Rebuild a window's totals from its Redis hash."""
+        delta = cls()
+        for key, value in raw.items():
+            name, count = key.decode(), int(value)
+            if name.startswith(WAIT_PREFIX):
+                delta.wait.counts[int(name[2:])] = count
+            elif name.startswith(RUN_PREFIX):
+                delta.run.counts[int(name[2:])] = count
+            elif name in COUNTERS:
+                setattr(delta, name, count)
+        return delta
+
+
+class Sampler:
+    """Chooses which jobs to sample: on average 1 in N, each sample weighing N.
+
+    Gaps between samples are drawn from a geometric distribution, so the choice is
+    random (no aliasing with periodic load) yet costs one decrement per job. With
+    `every=0`, N adapts to the job rate so that about `target_per_s` samples are taken
+    per second. Used by the worker's main thread only.
+    """
+
+    def __init__(self, every: int, target_per_s: float, rng: random.Random | None = None) -> None:
+        self.adaptive = every == 0
+        self.every = max(1, every)
+        self.target_per_s = target_per_s
+        self._rng = rng or random.Random()
+        self._countdown = self._gap()
+
+    def _gap(self) -> int:
+        if self.every == 1:
+            return 1
+        u = 1.0 - self._rng.random()  # (0, 1]
+        return int(math.log(u) / math.log1p(-1.0 / self.every)) + 1
+
+    def take(self) -> int:
+        """Return the weight of this job's sample (N), or 0 if it is not sampled."""
+        self._countdown -= 1
+        if self._countdown > 0:
+            return 0
+        weight = self.every
+        self._countdown = self._gap()
+        return weight
+
+    def adapt(self, jobs: int, elapsed_s: float) -> None:
+        """Retune N from the job rate seen over `elapsed_s` seconds (adaptive mode only)."""
+        if not self.adaptive or elapsed_s <= 0:
+            return
+        rate_per_s = jobs / elapsed_s
+        self.every = max(1, int(rate_per_s / self.target_per_s))
+
+
+class TelemetryBuffer:
+    """Deltas by window, handed from the recording thread to the flushing thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[int, WindowDelta] = {}
+
+    def add(self, window: int, delta: WindowDelta) -> None:
+        """Merge `delta` into `window` (any thread)."""
+        with self._lock:
+            current = self._windows.get(window)
+            if current is None:
+                self._windows[window] = delta
+            else:
+                current.absorb(delta)
+
+    def take(self) -> dict[int, WindowDelta]:
+        """Remove and return everything recorded so far (any thread)."""
+        with self._lock:
+            taken, self._windows = self._windows, {}
+        return taken
+
+
+class TelemetryFlusher:
+    """Writes a worker's buffered deltas to Redis, each flush exactly once.
+
+    A flush that fails is kept with its sequence number and sent again first, so a
+    flush whose reply was lost is not double-counted. Used by one thread.
+    """
+
+    def __init__(self, client: Client, keys: FleetKeys, worker_id: str, url: str) -> None:
+        self.keys = keys
+        self.worker_id = worker_id
+        self.url = url
+        self._script = script(client, "flush")
+        self._seq = 0
+        self._unsent: tuple[int, dict[int, WindowDelta]] | None = None
+
+    def flush(self, buffer: TelemetryBuffer) -> None:
+        """Send what is buffered (after any unsent earlier flush).
+
+        Raises RedisUnavailable and friends; the unsent deltas are kept for the next call.
+        """
+        if self._unsent is not None:
+            self._send(*self._unsent)
+        windows = buffer.take()
+        if not windows:
+            return
+        self._seq += 1
+        self._unsent = (self._seq, windows)
+        self._send(self._seq, windows)
+
+    def _send(self, seq: int, windows: dict[int, WindowDelta]) -> None:
+        keys = [self.keys.flush_seq_prefix + self.worker_id]
+        args: list[str | int] = [seq, TELEMETRY_RETENTION_S]
+        for window, delta in sorted(windows.items()):
+            fields = delta.fields()
+            keys.append(self.keys.telemetry(window))
+            args.append(len(fields))
+            for name, count in fields.items():
+                args += [name, count]
+        with redis_errors(self.url):
+            self._script(keys=keys, args=args)
+        self._unsent = None

@@ -1,0 +1,374 @@
+"""The consumer loop: fetch a batch, run each job, settle the batch.
+
+`run_once` is one turn (fetch or reclaim, run, settle, record); `run` repeats it until
+a drain is requested, backing off with jitter while Redis is away. Jobs run one at a
+time on the calling thread; the housekeeper thread renews leases on what is `held`.
+
+A fetch takes at most as many entries as the worker expects to *start* within
+`prefetch_window_s`, from its measured run time: 256 no-op jobs, or a single 50 ms job,
+so a prefetched batch never hides load from the scaler or from other workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetscale.app import App, Task
+from fleetscale.backoff import Backoff
+from fleetscale.clock import RedisTimeEstimate
+from fleetscale.codec import Job, MalformedJob, decode_job, encode_job, peek_identity
+from fleetscale.config import WorkerSettings
+from fleetscale.errors import FleetscaleError
+from fleetscale.jobstream import DeadLetter, Delivery, EntryId, JobStream, Settlement
+from fleetscale.keys import JOB_FIELD
+from fleetscale.telemetry import Sampler, TelemetryBuffer, WindowDelta, window_of
+from fleetscale.worker.watchdog import JobTimeout, Watchdog
+
+log = logging.getLogger("fleetscale.worker")
+
+SETTLE_EVERY_S = 0.05
+"""Longest a finished job waits for its batch's ack, seconds."""
+RUN_TIME_SMOOTHING = 0.1
+"""EWMA weight of the newest run time in the batch-size estimate."""
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    """Counters since the worker started (main thread writes, anyone reads)."""
+
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0
+    deleted_seen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a run did not succeed, and whether another attempt could."""
+
+    reason: str
+    traceback: str
+    retriable: bool
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Telemetry of the batch being run, committed once at its end."""
+
+    windows: dict[int, WindowDelta] = field(default_factory=dict)
+
+    def window(self, redis_s: float) -> WindowDelta:
+        key = window_of(redis_s)
+        delta = self.windows.get(key)
+        if delta is None:
+            delta = self.windows[key] = WindowDelta()
+        return delta
+
+
+class Consumer:
+    """Runs one worker's jobs (see the module docstring).
+
+    Args:
+        app: the registered tasks; nothing else ever runs.
+        stream: the fleet's job stream on a client whose timeout covers `block_ms`.
+        worker_id: this worker's consumer name.
+        settings: worker settings.
+        clock: Redis time, for queue waits.
+        buffer: where telemetry goes; None turns telemetry off.
+        watchdog: enforces task time limits; None leaves them unenforced.
+    """
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        stream: JobStream,
+        worker_id: str,
+        settings: WorkerSettings,
+        clock: RedisTimeEstimate,
+        buffer: TelemetryBuffer | None,
+        watchdog: Watchdog | None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.stream = stream
+        self.worker_id = worker_id
+        self.settings = settings
+        self.clock = clock
+        self.buffer = buffer
+        self.watchdog = watchdog
+        self.rng = rng or random.Random()
+        self.monotonic = monotonic
+        self.sampler = Sampler(settings.sample_every, settings.target_samples_per_s, self.rng)
+        self.stats = ConsumerStats()
+        self.draining = False
+        self.wake = threading.Event()
+        self.held_lock = threading.Lock()
+        self.held: set[EntryId] = set()
+        self.lost: set[EntryId] = set()
+        self.mean_run_s = 0.0
+        self._unsettled = Settlement()
+        self._reclaim_cursor: EntryId = b"0-0"
+        self._next_reclaim_s = 0.0
+        self._adapt_from = (monotonic(), 0)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run turns until `drain()`; in burst mode, until the stream is drained."""
+        backoff = Backoff(self.rng)
+        while not self.draining:
+            try:
+                handled = self.run_once()
+            except FleetscaleError as exc:
+                pause = backoff.next_pause_s()
+                log.warning("%s; retrying in %.1fs", exc, pause)
+                self.wake.wait(pause)
+                continue
+            backoff.reset()
+            if handled == 0 and self.settings.burst and self._nothing_reclaimable():
+                break
+        self.finish()
+
+    def drain(self) -> None:
+        """Stop taking jobs; `run` finishes what it holds and returns (signal-safe)."""
+        self.draining = True
+        self.wake.set()
+
+    def finish(self) -> None:
+        """Settle what is left, trying a few times while Redis is away."""
+        for attempt in range(5):
+            try:
+                self._settle()
+                return
+            except FleetscaleError as exc:
+                log.warning("final settle failed (%s); try %d of 5", exc, attempt + 1)
+                time.sleep(0.2 * 2**attempt)
+
+    def run_once(self) -> int:
+        """One turn: settle leftovers, fetch or reclaim a batch, run it, settle it.
+
+        Returns the number of entries handled. Raises FleetscaleError when Redis
+        fails; what was finished stays queued for the next settle.
+        """
+        self._settle()
+        deliveries = self._next_deliveries()
+        if deliveries:
+            self._run_batch(deliveries)
+        return len(deliveries)
+
+    def batch_size(self) -> int:
+        """How many entries to fetch: those the worker can start within the window."""
+        if self.mean_run_s <= 0:
+            return 1
+        fits = int(self.settings.prefetch_window_s / self.mean_run_s)
+        return max(1, min(self.settings.max_batch, fits))
+
+    def _next_deliveries(self) -> list[Delivery]:
+        now = self.monotonic()
+        if now >= self._next_reclaim_s:
+            self._next_reclaim_s = now + self.settings.reclaim_every_s
+            reclaimed = self._reclaim()
+            if reclaimed:
+                return reclaimed
+        block_ms = (
+            min(self.settings.block_ms, 100) if self.settings.burst else self.settings.block_ms
+        )
+        return self.stream.fetch(self.worker_id, self.batch_size(), block_ms)
+
+    def _reclaim(self) -> list[Delivery]:
+        result = self.stream.reclaim(
+            self.worker_id,
+            int(self.settings.min_idle_s * 1000),
+            self._reclaim_cursor,
+            self.settings.max_batch,
+        )
+        self._reclaim_cursor = result.cursor
+        if result.deleted:
+            self.stats.deleted_seen += len(result.deleted)
+            log.error(
+                "%d pending entries were deleted from the stream before they ran (lost "
+                "jobs, recorded in the fleet's lost stream): %s",
+                len(result.deleted),
+                b", ".join(result.deleted[:5]).decode(),
+            )
+        if result.deliveries:
+            log.info("reclaimed %d abandoned entries", len(result.deliveries))
+        return result.deliveries
+
+    def _nothing_reclaimable(self) -> bool:
+        self._next_reclaim_s = 0.0
+        return not self._reclaim()
+
+    # -- one batch ---------------------------------------------------------------------
+
+    def _run_batch(self, deliveries: list[Delivery]) -> None:
+        with self.held_lock:
+            self.held.update(d.entry_id for d in deliveries)
+        batch = _Batch()
+        settle_at = self.monotonic() + SETTLE_EVERY_S
+        verified_at = self.monotonic()
+        for index, delivery in enumerate(deliveries):
+            if self.monotonic() - verified_at >= self.settings.renew_every_s:
+                # Held this long (a slow batch, or the process was paused): another
+                # worker may have claimed the rest; find out before running them.
+                self._verify_owned(deliveries[index:])
+                verified_at = self.monotonic()
+            self._handle(delivery, batch)
+            if self.monotonic() >= settle_at:
+                self._settle()
+                settle_at = self.monotonic() + SETTLE_EVERY_S
+        self._settle()
+        if self.buffer is not None:
+            for window, delta in batch.windows.items():
+                self.buffer.add(window, delta)
+        self._adapt_sampler(len(deliveries))
+
+    def _verify_owned(self, deliveries: list[Delivery]) -> None:
+        lost = self.stream.renew(self.worker_id, [d.entry_id for d in deliveries])
+        if lost:
+            self.mark_lost(lost)
+
+    def _handle(self, delivery: Delivery, batch: _Batch) -> None:
+        if delivery.entry_id in self.lost:
+            self._forget([delivery.entry_id])
+            return
+        try:
+            job = decode_job(delivery.fields, self.settings.max_payload_bytes)
+        except MalformedJob as exc:
+            self._dead(delivery, exc.reason, "", delivery.deliveries)
+            return
+        task = self.app.tasks.get(job.task)
+        if task is None:
+            self._dead(delivery, f"unknown task {job.task!r}", "", delivery.deliveries, job)
+            return
+        attempt = job.prior_attempts + delivery.deliveries
+        if attempt > task.options.max_attempts:
+            reason = (
+                f"gave up after {attempt - 1} attempts (max_attempts="
+                f"{task.options.max_attempts}); the last ended without a result"
+            )
+            self._dead(delivery, reason, "", attempt - 1, job)
+            return
+        self._execute(delivery, job, task, attempt, batch)
+
+    def _execute(
+        self, delivery: Delivery, job: Job, task: Task[Any, Any], attempt: int, batch: _Batch
+    ) -> None:
+        weight = self.sampler.take()
+        started = self.monotonic()
+        failure = self._call(task, job)
+        run_s = self.monotonic() - started
+        self.mean_run_s += RUN_TIME_SMOOTHING * (run_s - self.mean_run_s)
+        if self.buffer is not None:
+            redis_s = started + (self.clock.offset_s or 0.0)
+            delta = batch.window(redis_s)
+            delta.busy_us += int(run_s * 1e6)
+            if weight:
+                delta.wait.record(redis_s - delivery.enqueued_ms / 1000, weight)
+                delta.run.record(run_s, weight)
+                delta.samples += 1
+            delta.done += failure is None
+            delta.failed += failure is not None
+        if failure is None:
+            self.stats.done += 1
+            self._unsettled.acks.append(delivery.entry_id)
+            return
+        self.stats.failed += 1
+        if failure.retriable and attempt < task.options.max_attempts:
+            self._retry(delivery, job, attempt, failure)
+        else:
+            self._dead(delivery, failure.reason, failure.traceback, attempt, job)
+
+    def _call(self, task: Task[Any, Any], job: Job) -> Failure | None:
+        if self.watchdog is not None:
+            self.watchdog.arm(task.options.timeout_s)
+        try:
+            task.fn(*job.args, **job.kwargs)
+            return None
+        except JobTimeout as exc:
+            return Failure(f"JobTimeout: {exc}", traceback.format_exc(), retriable=True)
+        except Exception as exc:
+            if isinstance(exc, TypeError) and not task.accepts(job.args, job.kwargs):
+                return Failure(f"arguments do not fit task {task.name!r}: {exc}", "", False)
+            return Failure(f"{type(exc).__name__}: {exc}", traceback.format_exc(), True)
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.disarm()
+
+    def _retry(self, delivery: Delivery, job: Job, attempt: int, failure: Failure) -> None:
+        base = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
+        delay_s = base * (0.5 + 0.5 * self.rng.random())
+        again = Job(job.job_id, job.task, job.args, job.kwargs, prior_attempts=attempt)
+        payload = encode_job(again, max_bytes=2**62)
+        self._unsettled.retries.append((delivery.entry_id, int(delay_s * 1000), payload))
+        self.stats.retried += 1
+        log.info("job %s attempt %d failed (%s); retry in %.1fs", job.job_id, attempt,
+                 failure.reason, delay_s)  # fmt: skip
+
+    def _dead(
+        self, delivery: Delivery, reason: str, tb: str, attempts: int, job: Job | None = None
+    ) -> None:
+        job_id, task = (job.job_id, job.task) if job else peek_identity(delivery.fields)
+        raw = delivery.fields.get(JOB_FIELD)
+        if raw is None:
+            raw = repr(delivery.fields).encode()
+        letter = DeadLetter(delivery.entry_id, raw, reason, tb, attempts, job_id, task)
+        self._unsettled.dead.append(letter)
+        self.stats.dead += 1
+        log.warning("dead-lettered entry %s (job %r): %s", delivery.entry_id.decode(),
+                    job_id, reason)  # fmt: skip
+
+    def _settle(self) -> None:
+        settlement = self._unsettled
+        if not settlement:
+            return
+        lost = self.stream.settle(self.worker_id, settlement)
+        self._unsettled = Settlement()
+        self.stats.lost += len(set(lost) - self.lost)
+        self._forget(settlement.entry_ids())
+        if lost:
+            log.warning(
+                "%d entries were claimed by another worker before this one finished; "
+                "left them to it: %s",
+                len(lost),
+                b", ".join(lost[:5]).decode(),
+            )
+
+    def _adapt_sampler(self, handled: int) -> None:
+        since, count = self._adapt_from
+        count += handled
+        now = self.monotonic()
+        if now - since >= 1.0:
+            self.sampler.adapt(count, now - since)
+            self._adapt_from = (now, 0)
+        else:
+            self._adapt_from = (since, count)
+
+    # -- for the housekeeper -----------------------------------------------------------
+
+    def held_ids(self) -> list[EntryId]:
+        """Entries fetched and not yet settled (any thread)."""
+        with self.held_lock:
+            return list(self.held)
+
+    def mark_lost(self, entry_ids: list[EntryId]) -> None:
+        """Entries another worker now owns: do not run or ack them (any thread)."""
+        with self.held_lock:
+            self.stats.lost += len(set(entry_ids) - self.lost)
+            self.lost.update(entry_ids)
+
+    def _forget(self, entry_ids: list[EntryId]) -> None:
+        with self.held_lock:
+            self.held.difference_update(entry_ids)
+            self.lost.difference_update(entry_ids)

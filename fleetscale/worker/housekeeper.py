@@ -1,0 +1,183 @@
+"""A worker's periodic duties, in one background thread on one drift-free schedule.
+
+Duties: enforce the running job's time limit, flush telemetry, heartbeat, renew the
+leases of held entries, promote due delayed jobs, and re-measure the Redis clock
+offset. They use their own Redis client (no blocking reads), so a long job or a
+blocked fetch never delays a heartbeat or a lease renewal. Each duty survives Redis
+failures on its own and logs an outage once, not once per tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.config import WorkerSettings
+from fleetscale.errors import FleetscaleError
+from fleetscale.jobstream import JobStream
+from fleetscale.registry import Registry
+from fleetscale.store import Client, redis_errors, redis_time_s
+from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher, WindowDelta, window_of
+from fleetscale.worker.consumer import Consumer
+from fleetscale.worker.watchdog import Watchdog
+
+log = logging.getLogger("fleetscale.worker")
+
+WATCHDOG_EVERY_S = 0.1
+PROMOTE_EVERY_S = 0.5
+CALIBRATE_EVERY_S = 30.0
+
+
+class Housekeeper:
+    """Runs a worker's duties until `stop()` (see the module docstring).
+
+    Args:
+        consumer: the main thread's consumer (for held entries and counters).
+        stream: the job stream on the housekeeper's own client.
+        registry: the live-worker registry on that client.
+        flusher: writes telemetry; None when telemetry is off.
+        buffer: the telemetry buffer the consumer fills.
+        clock: the Redis time estimate shared with the consumer.
+        watchdog: the time-limit watchdog, if any.
+        info: static fields for the heartbeat (host, pid, …).
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        stream: JobStream,
+        registry: Registry,
+        flusher: TelemetryFlusher | None,
+        buffer: TelemetryBuffer | None,
+        clock: RedisTimeEstimate,
+        watchdog: Watchdog | None,
+        settings: WorkerSettings,
+        info: Mapping[str, Any],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = consumer
+        self.stream = stream
+        self.registry = registry
+        self.flusher = flusher
+        self.buffer = buffer
+        self.clock = clock
+        self.watchdog = watchdog
+        self.settings = settings
+        self.info = dict(info)
+        self.monotonic = monotonic
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fleetscale-housekeeper")
+        self._last_up = monotonic()
+        self._failing: set[str] = set()
+        self.schedule = Schedule(
+            start_s=monotonic(),
+            periods_s={
+                "watchdog": WATCHDOG_EVERY_S,
+                "heartbeat": settings.heartbeat_every_s,
+                "flush": settings.flush_every_s,
+                "renew": settings.renew_every_s,
+                "promote": PROMOTE_EVERY_S,
+                "calibrate": CALIBRATE_EVERY_S,
+            },
+        )
+        self._duties: dict[str, Callable[[], None]] = {
+            "watchdog": self.check_watchdog,
+            "heartbeat": self.heartbeat,
+            "flush": self.flush,
+            "renew": self.renew,
+            "promote": self.promote,
+            "calibrate": self.calibrate,
+        }
+
+    def start(self) -> None:
+        """Start the thread (daemon: it must never keep a dying worker alive)."""
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, then flush telemetry one last time and unregister."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._guarded("flush", self.flush)
+        self._guarded("retire", self.retire)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            now = self.monotonic()
+            for name in self.schedule.due(now):
+                self._guarded(name, self._duties[name])
+            self._stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
+
+    def _guarded(self, name: str, duty: Callable[[], None]) -> None:
+        try:
+            duty()
+        except FleetscaleError as exc:
+            if name not in self._failing:
+                log.warning("worker %s: %s failed: %s", self.consumer.worker_id, name, exc)
+                self._failing.add(name)
+            return
+        if name in self._failing:
+            log.info("worker %s: %s works again", self.consumer.worker_id, name)
+            self._failing.discard(name)
+
+    # -- duties ------------------------------------------------------------------------
+
+    def check_watchdog(self) -> None:
+        """Interrupt an overdue job."""
+        if self.watchdog is not None:
+            self.watchdog.check()
+
+    def heartbeat(self) -> None:
+        """Register as live, with current counters."""
+        stats = self.consumer.stats
+        state = "draining" if self.consumer.draining else "running"
+        fields = self.info | {
+            "state": state,
+            "done": stats.done,
+            "failed": stats.failed,
+            "dead": stats.dead,
+            "lost": stats.lost,
+        }
+        self.registry.heartbeat(self.consumer.worker_id, self.settings.heartbeat_ttl_s, fields)
+
+    def flush(self) -> None:
+        """Record up time, then write buffered telemetry."""
+        if self.flusher is None or self.buffer is None or self.clock.offset_s is None:
+            return
+        now = self.monotonic()
+        up = WindowDelta(up_us=int((now - self._last_up) * 1e6))
+        self._last_up = now
+        self.buffer.add(window_of(now + self.clock.offset_s), up)
+        self.flusher.flush(self.buffer)
+
+    def renew(self) -> None:
+        """Keep the leases of held entries; learn which were lost to another worker."""
+        held = self.consumer.held_ids()
+        lost = self.stream.renew(self.consumer.worker_id, held)
+        if lost:
+            self.consumer.mark_lost(lost)
+            log.warning("worker %s lost %d held entries to another worker",
+                        self.consumer.worker_id, len(lost))  # fmt: skip
+
+    def promote(self) -> None:
+        """Move due delayed jobs and retries into the stream."""
+        self.stream.promote_due()
+
+    def calibrate(self) -> None:
+        """Re-measure the Redis clock offset (three samples, best round trip wins)."""
+        client: Client = self.stream.client
+        with redis_errors(self.stream.url):
+            for attempt in range(3):
+                self.clock.calibrate(lambda: redis_time_s(client), refresh=attempt == 0)
+
+    def retire(self) -> None:
+        """Unregister on the way out."""
+        pending = self.registry.retire(self.consumer.worker_id)
+        if pending:
+            log.warning("worker %s exits with %d entries pending; they will be reclaimed",
+                        self.consumer.worker_id, pending)  # fmt: skip

@@ -1,0 +1,168 @@
+"""A worker process: wire the consumer, the housekeeper and the signals, then run.
+
+Signal handlers only set flags: the first SIGTERM (or SIGINT) drains — stop reading,
+finish and ack what is held, flush telemetry, unregister, exit 0 — and a second exits
+at once. Redis unreachable at start exits with `ExitCode.REDIS_UNREACHABLE`; once
+running, the worker rides out Redis outages with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import FrameType
+
+from fleetscale.app import App
+from fleetscale.clock import RedisTimeEstimate
+from fleetscale.config import RedisSettings, WorkerSettings
+from fleetscale.errors import (
+    ConfigurationError,
+    FleetscaleError,
+    RedisAuthError,
+    RedisUnavailable,
+)
+from fleetscale.exitcode import ExitCode
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import FleetKeys
+from fleetscale.registry import Registry
+from fleetscale.store import connect, preflight, redis_errors, redis_time_s
+from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher
+from fleetscale.worker.consumer import Consumer
+from fleetscale.worker.housekeeper import Housekeeper
+from fleetscale.worker.watchdog import Watchdog, in_main_thread
+
+log = logging.getLogger("fleetscale.worker")
+
+
+def new_worker_id() -> str:
+    """A consumer name unique across hosts and restarts: `host:pid:random`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerParts:
+    """Everything one worker process runs, built and connected."""
+
+    consumer: Consumer
+    housekeeper: Housekeeper
+
+
+def build_worker(
+    app: App,
+    redis: RedisSettings,
+    settings: WorkerSettings,
+    *,
+    worker_id: str | None = None,
+    extra_info: Mapping[str, str] | None = None,
+) -> WorkerParts:
+    """Connect, check the deployment, create the group and build the worker's parts.
+
+    Raises:
+        RedisUnavailable, RedisAuthError: Redis cannot be used.
+        ConfigurationError: `settings.strict` and the deployment is unsafe.
+    """
+    settings.validate()
+    keys = FleetKeys(app.fleet)
+    worker_id = worker_id or new_worker_id()
+    main_client = connect(redis, block_s=settings.block_ms / 1000)
+    side_client = connect(redis)
+    stream = JobStream(main_client, keys, redis.url)
+    with redis_errors(redis.url):
+        report = preflight(side_client)
+    _report_preflight(report.warnings, settings.strict)
+    stream.ensure_group()
+    clock = RedisTimeEstimate()
+    with redis_errors(redis.url):
+        for _ in range(3):
+            clock.calibrate(lambda: redis_time_s(side_client))
+    buffer = TelemetryBuffer() if settings.telemetry else None
+    watchdog = None
+    if in_main_thread():
+        watchdog = Watchdog(threading.get_ident(), hard_exit=True, exit_code=ExitCode.FAILURE)
+        watchdog.install()
+    consumer = Consumer(
+        app=app,
+        stream=stream,
+        worker_id=worker_id,
+        settings=settings,
+        clock=clock,
+        buffer=buffer,
+        watchdog=watchdog,
+    )
+    side_stream = JobStream(side_client, keys, redis.url)
+    flusher = TelemetryFlusher(side_client, keys, worker_id, redis.url) if buffer else None
+    info = {"host": socket.gethostname(), "pid": os.getpid(), **(extra_info or {})}
+    housekeeper = Housekeeper(
+        consumer=consumer,
+        stream=side_stream,
+        registry=Registry(side_client, keys, redis.url),
+        flusher=flusher,
+        buffer=buffer,
+        clock=clock,
+        watchdog=watchdog,
+        settings=settings,
+        info=info,
+    )
+    return WorkerParts(consumer, housekeeper)
+
+
+def _report_preflight(warnings: tuple[str, ...], strict: bool) -> None:
+    for warning in warnings:
+        log.warning("unsafe Redis deployment: %s", warning)
+    if warnings and strict:
+        raise ConfigurationError(
+            f"refusing to start (--strict): {warnings[0]}"
+            + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else "")
+        )
+
+
+def install_signal_handlers(consumer: Consumer) -> None:
+    """First SIGTERM/SIGINT drains; a second exits at once (main thread only)."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if consumer.draining:
+            os._exit(ExitCode.FAILURE)
+        consumer.drain()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+
+
+def run_worker(
+    app: App,
+    redis: RedisSettings,
+    settings: WorkerSettings,
+    *,
+    extra_info: Mapping[str, str] | None = None,
+) -> ExitCode:
+    """Run a worker until drained (or, in burst mode, until the stream is empty).
+
+    Returns the process exit code; logs one line for each failure to start.
+    """
+    try:
+        parts = build_worker(app, redis, settings, extra_info=extra_info)
+    except RedisUnavailable as exc:
+        log.error("%s", exc)
+        return ExitCode.REDIS_UNREACHABLE
+    except (RedisAuthError, FleetscaleError) as exc:
+        log.error("%s", exc)
+        return ExitCode.USAGE
+    if in_main_thread():
+        install_signal_handlers(parts.consumer)
+    parts.housekeeper.start()
+    log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
+    try:
+        parts.consumer.run()
+    finally:
+        parts.housekeeper.stop()
+    stats = parts.consumer.stats
+    log.info("worker %s done: %d ok, %d failed, %d dead-lettered, %d lost",
+             parts.consumer.worker_id, stats.done, stats.failed, stats.dead,
+             stats.lost)  # fmt: skip
+    return ExitCode.OK
