@@ -60,8 +60,11 @@ def build_worker(
     *,
     worker_id: str | None = None,
     extra_info: Mapping[str, str] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> WorkerParts:
     """Connect, check the deployment, create the group and build the worker's parts.
+
+    Task time limits are enforced only with a `watchdog` (see `run_worker`).
 
     Raises:
         RedisUnavailable, RedisAuthError: Redis cannot be used.
@@ -82,10 +85,6 @@ def build_worker(
         for _ in range(3):
             clock.calibrate(lambda: redis_time_s(side_client))
     buffer = TelemetryBuffer() if settings.telemetry else None
-    watchdog = None
-    if in_main_thread():
-        watchdog = Watchdog(threading.get_ident(), hard_exit=True, exit_code=ExitCode.FAILURE)
-        watchdog.install()
     consumer = Consumer(
         app=app,
         stream=stream,
@@ -145,8 +144,12 @@ def run_worker(
 
     Returns the process exit code; logs one line for each failure to start.
     """
+    watchdog = None
+    if in_main_thread():
+        watchdog = Watchdog(threading.get_ident(), hard_exit=True, exit_code=ExitCode.FAILURE)
+        watchdog.install()
     try:
-        parts = build_worker(app, redis, settings, extra_info=extra_info)
+        parts = build_worker(app, redis, settings, extra_info=extra_info, watchdog=watchdog)
     except RedisUnavailable as exc:
         log.error("%s", exc)
         return ExitCode.REDIS_UNREACHABLE

@@ -1,0 +1,5 @@
+"""`python -m fleetscale` runs the CLI."""
+
+from fleetscale.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""The producer against a real Redis: ids, idempotency, delays, backpressure, limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fleetscale.app import App
+from fleetscale.codec import decode_job
+from fleetscale.config import RedisSettings
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.errors import (
+    FleetscaleError,
+    Overloaded,
+    PayloadTooLarge,
+    RedisUnavailable,
+    SubmitError,
+)
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import FleetKeys
+from fleetscale.producer import Producer
+from fleetscale.store import Client
+from tests.support.inproc import worker_thread
+from tests.support.procs import wait_until
+
+
+@pytest.fixture
+def producer(fleet: str, redis_settings: RedisSettings) -> Producer:
+    return Producer(fleet, redis_settings.url)
+
+
+def stream_jobs(client: Client, keys: FleetKeys) -> list:
+    return [decode_job(fields, 1 << 20) for _, fields in client.xrange(keys.jobs)]
+
+
+def test_submit_returns_a_fresh_id_and_puts_the_job_in_the_stream(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    first = producer.submit("resize", ("img-1",), {"width": 640})
+    second = producer.submit("resize", ("img-1",), {"width": 640})
+    assert first != second
+    jobs = stream_jobs(client, keys)
+    assert [j.job_id for j in jobs] == [first, second]
+    assert (jobs[0].task, jobs[0].args, jobs[0].kwargs) == ("resize", ["img-1"], {"width": 640})
+
+
+def test_an_explicit_job_id_submitted_twice_makes_one_job(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    assert producer.submit("resize", ("img-2", 320), job_id="img-2@320") == "img-2@320"
+    assert producer.submit("resize", ("img-2", 320), job_id="img-2@320") == "img-2@320"
+    assert client.xlen(keys.jobs) == 1
+
+
+def test_a_delayed_job_waits_in_the_delayed_set_until_due(
+    producer: Producer, client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    producer.submit("mail.send", kwargs={"to": "a"}, delay_s=0.3)
+    assert client.xlen(keys.jobs) == 0
+    assert client.zcard(keys.delayed) == 1
+    stream = JobStream(client, keys, redis_settings.url)
+    assert stream.promote_due() == 0, "a job must not run before its delay"
+    wait_until(lambda: stream.promote_due() == 1, timeout_s=5, what="the delayed job to come due")
+    assert client.zcard(keys.delayed) == 0
+    assert [j.task for j in stream_jobs(client, keys)] == ["mail.send"]
+
+
+def test_submit_many_pipelines_jobs_in_order(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    ids = producer.submit_many([("resize", (f"img-{i}",), {}) for i in range(2500)])
+    assert len(set(ids)) == 2500
+    assert [j.job_id for j in stream_jobs(client, keys)] == ids
+
+
+def test_overloaded_is_raised_at_max_backlog_with_a_retry_hint(
+    fleet: str, redis_settings: RedisSettings
+) -> None:
+    producer = Producer(fleet, redis_settings.url, max_backlog=5)
+    for i in range(5):
+        producer.submit("noop", job_id=f"fill-{i}")
+    with pytest.raises(Overloaded) as caught:
+        producer.submit("noop")
+    assert caught.value.backlog == 5
+    assert caught.value.retry_after_s > 0
+    with pytest.raises(Overloaded):
+        producer.submit_many([("noop", (), {})])
+
+
+def test_with_a_timeout_submit_waits_until_workers_make_room(
+    fleet: str, redis_settings: RedisSettings
+) -> None:
+    app = App(fleet)
+    gate = threading.Event()
+
+    @app.task
+    def noop() -> None:
+        gate.wait(10)
+
+    producer = Producer(fleet, redis_settings.url, max_backlog=3)
+    producer.submit_many([("noop", (), {})] * 3)
+    with pytest.raises(Overloaded):
+        producer.submit("noop")
+    with worker_thread(app, redis_settings):
+        threading.Timer(0.3, gate.set).start()
+        job_id = producer.submit("noop", timeout_s=20)
+    assert job_id
+
+
+def test_a_payload_over_the_limit_is_refused_before_reaching_redis(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    producer = Producer(fleet, redis_settings.url)
+    with pytest.raises(PayloadTooLarge, match="1048576"):
+        producer.submit("resize", ("x" * (1 << 20),))
+    assert client.exists(keys.jobs) == 0
+
+
+def test_bad_arguments_are_refused_with_a_clear_message(producer: Producer) -> None:
+    with pytest.raises(SubmitError, match="cannot be encoded"):
+        producer.submit("resize", (object(),))
+    with pytest.raises(SubmitError, match="bad task name"):
+        producer.submit("")
+    with pytest.raises(SubmitError, match="delay_s"):
+        producer.submit("resize", delay_s=-1)
+
+
+@pytest.mark.timeout(30)
+def test_with_redis_down_submit_raises_a_fleetscale_error_instead_of_hanging(
+    private_redis: EmbeddedRedis, fleet: str
+) -> None:
+    producer = Producer(fleet, private_redis.url)
+    producer.submit("noop")
+    private_redis.kill()
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailable):
+        producer.submit("noop")
+    print(f"submit with Redis down failed after {time.monotonic() - started:.2f}s")
+
+
+@pytest.mark.timeout(30)
+def test_with_redis_frozen_submit_times_out_instead_of_hanging(
+    private_redis: EmbeddedRedis, fleet: str
+) -> None:
+    producer = Producer(fleet, private_redis.url)
+    producer.submit("noop")
+    private_redis.pause()
+    started = time.monotonic()
+    try:
+        with pytest.raises(RedisUnavailable):
+            producer.submit("noop")
+    finally:
+        private_redis.resume()
+    print(f"submit with Redis frozen failed after {time.monotonic() - started:.2f}s")
+
+
+def test_redis_errors_never_escape_as_redis_py_exceptions(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    client.set(keys.jobs, "not a stream")
+    with pytest.raises(FleetscaleError, match="WRONGTYPE"):
+        producer.submit("noop")
+
+
+def test_a_task_submits_itself_through_its_app(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet, redis_url=redis_settings.url)
+
+    @app.task(name="mail.send", max_attempts=5, timeout_s=30)
+    def send(to: str, body: str) -> None: ...
+
+    job_id = send.submit("a@example.com", body="hi")
+    (job,) = stream_jobs(client, keys)
+    assert (job.job_id, job.task, job.args, job.kwargs) == (
+        job_id,
+        "mail.send",
+        ["a@example.com"],
+        {"body": "hi"},
+    )

@@ -1,0 +1,269 @@
+"""The worker against a real Redis: running, retrying, dead-lettering, reclaiming."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import msgpack
+import pytest
+
+from fleetscale.app import App
+from fleetscale.config import RedisSettings, WorkerSettings
+from fleetscale.deadletters import DeadLetters
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
+from fleetscale.producer import Producer
+from fleetscale.store import Client
+from tests.support.inproc import run_burst, worker_thread
+from tests.support.procs import wait_until
+
+
+def raw_job(**fields: object) -> bytes:
+    body = {"id": "j", "task": "ok", "args": [], "kwargs": {}}
+    body.update(fields)
+    return msgpack.packb({k: v for k, v in body.items() if v is not ...})
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+MALFORMED = {
+    "no job field": {b"x": b"1"},
+    "not msgpack": {JOB_FIELD: b"\xc1\xc1\xc1"},
+    "pickle bytes": {JOB_FIELD: pickle.dumps(("os", "system", "echo pwned"))},
+    "not a map": {JOB_FIELD: msgpack.packb(["ok", []])},
+    "missing id": {JOB_FIELD: raw_job(id=...)},
+    "args not a list": {JOB_FIELD: raw_job(id="m1", args={"a": 1})},
+    "kwargs not a map": {JOB_FIELD: raw_job(id="m2", kwargs=[1])},
+    "unknown task": {JOB_FIELD: raw_job(id="m3", task="nope")},
+    "dotted import path": {JOB_FIELD: raw_job(id="m4", task="os.system", args=["echo pwned"])},
+    "bad args for the function": {JOB_FIELD: raw_job(id="m5", args=[1, 2, 3])},
+    "oversized": {JOB_FIELD: raw_job(id="m6", args=["x" * 5000])},
+    "invalid utf-8": {JOB_FIELD: b"\x84\xa2id\xa2m7\xa4task\xa2\xff\xfe\xa4args\x90\xa6kwargs\x80"},
+    "deeply nested": {JOB_FIELD: raw_job(id="m8", args=nested(200))},
+}
+
+
+def test_each_kind_of_malformed_entry_is_dead_lettered_with_its_reason_and_the_rest_run(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+    ran: list[int] = []
+
+    @app.task
+    def ok(i: int = 0) -> None:
+        ran.append(i)
+
+    producer = Producer(fleet, redis_settings.url)
+    for i, fields in enumerate(MALFORMED.values()):
+        producer.submit("ok", (i,))
+        client.xadd(keys.jobs, fields)
+    producer.submit("ok", (999,))
+    run_burst(app, redis_settings, WorkerSettings(block_ms=100, max_payload_bytes=4096))
+
+    assert sorted(ran) == [*range(len(MALFORMED)), 999]
+    letters = DeadLetters(client, keys, redis_settings.url).list()
+    reasons = [letter.reason for letter in letters]
+    print("\n".join(f"{name}: {reason}" for name, reason in zip(MALFORMED, reasons, strict=True)))
+    assert len(letters) == len(MALFORMED)
+    assert all(reasons), "every dead letter names its reason"
+    assert "unknown task 'os.system'" in reasons
+    assert any("arguments do not fit" in r for r in reasons)
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
+
+
+def test_a_failing_job_is_retried_later_not_at_once(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+    attempts: list[float] = []
+
+    @app.task(max_attempts=3)
+    def flaky() -> None:
+        attempts.append(time.time())
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+
+    Producer(fleet, redis_settings.url).submit("flaky")
+    settings = WorkerSettings(block_ms=100, retry_base_s=0.2)
+    run_burst(app, redis_settings, settings)
+    assert len(attempts) == 1
+    (member, due_ms) = client.zrange(keys.delayed, 0, -1, withscores=True)[0]
+    now_ms = client.time()[0] * 1000
+    assert due_ms > now_ms - 1000, "the retry is scheduled for later"
+    with worker_thread(app, redis_settings, settings):
+        wait_until(lambda: len(attempts) == 3, timeout_s=10, what="three attempts")
+    assert DeadLetters(client, keys, redis_settings.url).count() == 0
+
+
+def test_a_job_failing_every_attempt_is_dead_lettered_with_traceback_and_attempts(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+
+    @app.task(max_attempts=2)
+    def broken() -> None:
+        raise ValueError("bad input")
+
+    job_id = Producer(fleet, redis_settings.url).submit("broken")
+    letters = DeadLetters(client, keys, redis_settings.url)
+    with worker_thread(app, redis_settings, WorkerSettings(block_ms=100, retry_base_s=0.05)):
+        wait_until(lambda: letters.count() == 1, timeout_s=10, what="the dead letter")
+    (letter,) = letters.list()
+    assert (letter.job_id, letter.task, letter.attempts) == (job_id, "broken", 2)
+    assert letter.reason == "ValueError: bad input"
+    assert "raise ValueError" in letter.traceback
+
+
+def claim_as_ghost(client: Client, keys: FleetKeys, count: int = 100) -> list[bytes]:
+    """Deliver entries to a consumer that will never ack (a dead worker)."""
+    reply = client.xreadgroup(GROUP, "ghost", {keys.jobs: ">"}, count=count)
+    return [entry_id for entry_id, _ in reply[0][1]] if reply else []
+
+
+def test_entries_of_a_dead_consumer_are_reclaimed_after_min_idle(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+    ran: list[str] = []
+
+    @app.task
+    def work(key: str) -> None:
+        ran.append(key)
+
+    producer = Producer(fleet, redis_settings.url)
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    producer.submit_many([("work", (f"k{i}",), {}) for i in range(5)])
+    assert len(claim_as_ghost(client, keys)) == 5
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.3, reclaim_every_s=0.1)
+    with worker_thread(app, redis_settings, settings):
+        wait_until(lambda: len(ran) == 5, timeout_s=10, what="the reclaimed jobs")
+    assert sorted(ran) == [f"k{i}" for i in range(5)]
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
+
+
+def test_a_job_whose_deliveries_used_up_its_attempts_is_dead_lettered_unrun(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+    ran: list[int] = []
+
+    @app.task(max_attempts=2)
+    def poison() -> None:
+        ran.append(1)
+
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    Producer(fleet, redis_settings.url).submit("poison")
+    (entry_id,) = claim_as_ghost(client, keys)
+    client.xclaim(keys.jobs, GROUP, "ghost2", 0, [entry_id])  # a second delivery that died too
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.2, reclaim_every_s=0.1)
+    letters = DeadLetters(client, keys, redis_settings.url)
+    with worker_thread(app, redis_settings, settings):
+        wait_until(lambda: letters.count() == 1, timeout_s=10, what="the dead letter")
+    assert ran == []
+    (letter,) = letters.list()
+    assert letter.attempts == 2
+    assert "gave up after 2 attempts" in letter.reason
+
+
+def test_a_worker_does_not_ack_an_entry_another_worker_claimed_meanwhile(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+
+    @app.task
+    def slow() -> None:
+        # While this runs, another consumer takes the entry over (as if this worker
+        # had been paused past min_idle).
+        pending = client.xpending_range(keys.jobs, GROUP, "-", "+", 1)
+        client.xclaim(keys.jobs, GROUP, "other", 0, [pending[0]["message_id"]])
+
+    Producer(fleet, redis_settings.url).submit("slow")
+    consumer = run_burst(app, redis_settings)
+    assert consumer.stats.lost == 1
+    (entry,) = client.xpending_range(keys.jobs, GROUP, "-", "+", 10)
+    assert entry["consumer"] == b"other", "the entry stays pending for its new owner"
+
+
+def test_a_long_job_keeps_its_lease_so_no_other_worker_runs_it(
+    fleet: str, redis_settings: RedisSettings
+) -> None:
+    app = App(fleet)
+    runs: list[str] = []
+
+    @app.task
+    def long_job() -> None:
+        runs.append("start")
+        time.sleep(2.0)
+
+    Producer(fleet, redis_settings.url).submit("long_job")
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.5, reclaim_every_s=0.1)
+    with worker_thread(app, redis_settings, settings) as first:
+        wait_until(lambda: runs, timeout_s=5, what="the long job to start")
+        with worker_thread(app, redis_settings, settings):
+            wait_until(
+                lambda: first.consumer.stats.done == 1, timeout_s=10, what="the long job to finish"
+            )
+    assert runs == ["start"], "the job ran once: its lease was renewed past min_idle"
+
+
+def test_entries_deleted_while_pending_are_reported_as_lost(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+
+    @app.task
+    def noop() -> None: ...
+
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    Producer(fleet, redis_settings.url).submit("noop")
+    (entry_id,) = claim_as_ghost(client, keys)
+    client.xdel(keys.jobs, entry_id)
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.1, reclaim_every_s=0.1)
+    with worker_thread(app, redis_settings, settings) as worker:
+        wait_until(
+            lambda: worker.consumer.stats.deleted_seen == 1, timeout_s=10, what="the deleted entry"
+        )
+    (lost,) = client.xrange(keys.lost)
+    assert lost[1][b"entry_id"] == entry_id
+
+
+def test_a_retried_telemetry_flush_counts_once(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    from fleetscale.telemetry import TelemetryFlusher, WindowDelta
+
+    flusher = TelemetryFlusher(client, keys, "w1", redis_settings.url)
+    windows = {1000: WindowDelta(done=3)}
+    flusher._send(1, windows)
+    flusher._send(1, windows)  # the reply was lost; the worker sends it again
+    flusher._send(2, {1000: WindowDelta(done=1)})
+    assert int(client.hget(keys.telemetry(1000), "done")) == 4
+    assert client.ttl(keys.telemetry(1000)) > 0, "telemetry windows expire on their own"
+
+
+def test_a_dead_letter_replays_as_a_fresh_job(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet)
+    calls: list[int] = []
+
+    @app.task(max_attempts=1)
+    def once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first time fails")
+
+    Producer(fleet, redis_settings.url).submit("once")
+    run_burst(app, redis_settings)
+    letters = DeadLetters(client, keys, redis_settings.url)
+    assert letters.count() == 1
+    result = letters.replay()
+    assert len(result.replayed) == 1 and letters.count() == 0
+    run_burst(app, redis_settings)
+    assert len(calls) == 2 and letters.count() == 0

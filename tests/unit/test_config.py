@@ -1,0 +1,73 @@
+"""Settings: durations, URL precedence, redaction, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetscale.config import (
+    DEFAULT_REDIS_URL,
+    REDIS_URL_ENV,
+    RedisSettings,
+    WorkerSettings,
+    parse_duration,
+    redact_url,
+    resolve_redis_url,
+)
+from fleetscale.errors import ConfigurationError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("2s", 2.0),
+        ("1m", 60.0),
+        ("1h", 3600.0),
+        ("1.5", 1.5),
+        ("0", 0.0),
+        (3, 3.0),
+    ],
+)
+def test_durations_parse_to_seconds(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "-1s", "1d", "nan", "1 2"])
+def test_bad_durations_are_refused_with_the_value_named(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="bad duration"):
+        parse_duration(text)
+
+
+def test_the_explicit_url_beats_the_environment_which_beats_the_default() -> None:
+    env = {REDIS_URL_ENV: "redis://env:6379/1"}
+    assert resolve_redis_url("redis://flag:6379/2", env) == "redis://flag:6379/2"
+    assert resolve_redis_url(None, env) == "redis://env:6379/1"
+    assert resolve_redis_url(None, {}) == DEFAULT_REDIS_URL
+
+
+def test_passwords_are_redacted_from_urls() -> None:
+    assert redact_url("redis://worker:s3cret@db:6380/0") == "redis://worker:***@db:6380/0"
+    assert redact_url("rediss://:s3cret@db/0") == "rediss://:***@db/0"
+    assert redact_url("redis://db:6379/0") == "redis://db:6379/0"
+
+
+def test_a_non_redis_url_is_refused_without_showing_its_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RedisSettings(url="http://u:s3cret@db/").validate()
+    assert "s3cret" not in str(caught.value)
+
+
+def test_lease_renewal_must_be_shorter_than_min_idle() -> None:
+    with pytest.raises(ConfigurationError, match="lease_renew_s"):
+        WorkerSettings(min_idle_s=3, lease_renew_s=3).validate()
+    assert WorkerSettings(min_idle_s=3).renew_every_s == pytest.approx(1.0)
+
+
+def test_the_default_timeouts_bound_a_failed_command_to_under_five_seconds() -> None:
+    # With Redis down, a producer's submit must fail within 5 s: every attempt can
+    # spend at most the connect timeout, plus the capped backoff between attempts.
+    s = RedisSettings()
+    worst_s = (s.retries + 1) * max(
+        s.connect_timeout_s, s.socket_timeout_s
+    ) + s.retries * s.retry_backoff_cap_s
+    assert worst_s < 5.0

@@ -1,0 +1,97 @@
+"""Sampling, window deltas and the pure summary of telemetry windows."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from fleetscale.fleetview import FLUSH_LAG_S, summarize
+from fleetscale.telemetry import Sampler, TelemetryBuffer, WindowDelta, window_of
+
+
+def test_one_in_n_sampling_weighs_samples_so_totals_are_unbiased() -> None:
+    sampler = Sampler(every=10, target_per_s=1, rng=random.Random(3))
+    weights = [sampler.take() for _ in range(100_000)]
+    taken = [w for w in weights if w]
+    assert 0.09 < len(taken) / len(weights) < 0.11
+    assert sum(taken) == pytest.approx(100_000, rel=0.05)
+
+
+def test_sampling_every_job_takes_every_job() -> None:
+    sampler = Sampler(every=1, target_per_s=1)
+    assert all(sampler.take() == 1 for _ in range(1000))
+
+
+def test_adaptive_sampling_follows_the_job_rate() -> None:
+    sampler = Sampler(every=0, target_per_s=200)
+    sampler.adapt(jobs=4000, elapsed_s=2.0)
+    assert sampler.every == 10
+    sampler.adapt(jobs=10, elapsed_s=1.0)
+    assert sampler.every == 1
+
+
+def test_a_fixed_sampling_rate_does_not_adapt() -> None:
+    sampler = Sampler(every=10, target_per_s=200)
+    sampler.adapt(jobs=1, elapsed_s=1.0)
+    assert sampler.every == 10
+
+
+def test_window_deltas_round_trip_through_hash_fields() -> None:
+    delta = WindowDelta(busy_us=5, up_us=7, done=3, failed=1, samples=2)
+    delta.wait.record(0.2, 10)
+    delta.run.record(0.01, 10)
+    fields = {k.encode(): str(v).encode() for k, v in delta.fields().items()}
+    back = WindowDelta.from_fields(fields)
+    assert back.fields() == delta.fields()
+
+
+def test_the_buffer_merges_deltas_of_the_same_window() -> None:
+    buffer = TelemetryBuffer()
+    buffer.add(10, WindowDelta(done=1))
+    buffer.add(10, WindowDelta(done=2))
+    buffer.add(11, WindowDelta(done=5))
+    taken = buffer.take()
+    assert {w: d.done for w, d in taken.items()} == {10: 3, 11: 5}
+    assert buffer.take() == {}
+
+
+def test_windows_are_whole_seconds_of_redis_time() -> None:
+    assert window_of(1000.7) == 1000
+
+
+def _window(
+    done: int, wait_s: float | None = None, busy_us: int = 0, up_us: int = 1_000_000
+) -> WindowDelta:
+    delta = WindowDelta(done=done, busy_us=busy_us, up_us=up_us)
+    if wait_s is not None:
+        delta.wait.record(wait_s, done)
+    return delta
+
+
+def test_the_summary_takes_quantiles_from_recent_windows_and_rates_from_settled_ones() -> None:
+    now = 1000.0
+    windows = {w: _window(done=10, wait_s=0.1, busy_us=500_000) for w in range(985, 1000)}
+    windows[999] = _window(done=1, wait_s=5.0)  # still filling: counted in quantiles only
+    summary = summarize(windows, now_s=now, window_s=10.0)
+    assert summary.wait.quantile(0.5) == pytest.approx(0.1, rel=0.05)
+    settled = [w for w in windows if now - FLUSH_LAG_S - 10 <= w and w + 1 <= now - FLUSH_LAG_S]
+    assert summary.completed_per_s == pytest.approx(10 * len(settled) / 10.0)
+    assert summary.busy_fraction == pytest.approx(0.5)
+    assert summary.service_time_s == pytest.approx(0.05)
+    assert summary.telemetry_age_s == pytest.approx(0.0)
+
+
+def test_no_telemetry_means_unknown_not_zero() -> None:
+    summary = summarize({}, now_s=1000.0, window_s=10.0)
+    assert summary.wait.quantile(0.99) is None
+    assert summary.busy_fraction is None
+    assert summary.service_time_s is None
+    assert summary.completed_per_s is None
+    assert summary.telemetry_age_s is None
+
+
+def test_old_windows_make_the_telemetry_stale() -> None:
+    summary = summarize({900: _window(done=1)}, now_s=1000.0, window_s=10.0)
+    assert summary.telemetry_age_s == pytest.approx(99.0)
+    assert summary.completed_per_s is None
