@@ -24,6 +24,7 @@ from fleetscale.embedded import EmbeddedRedis, find_redis_server
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client, connect
+from tests.support.fleet import LedgerFleet
 from tests.support.procs import Processes
 
 MIN_VERSION = (7, 0)
@@ -123,3 +124,11 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
     group = Processes(tmp_path / "logs")
     yield group
     group.reap_all()
+
+
+@pytest.fixture
+def ledger_fleet(
+    procs: Processes, fleet: str, redis_settings: RedisSettings, tmp_path: Path
+) -> LedgerFleet:
+    """Worker processes of the ledger test app, on this test's fleet and Redis."""
+    return LedgerFleet(procs, fleet, redis_settings.url, tmp_path / "ledger.txt")
