@@ -9,8 +9,8 @@ a dead letter can carry; it never runs or imports anything named by the payload.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -18,6 +18,7 @@ from fleetscale.errors import PayloadTooLarge, SubmitError
 from fleetscale.keys import JOB_FIELD
 
 MAX_NESTING = 64
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 class MalformedJob(Exception):
@@ -28,8 +29,7 @@ class MalformedJob(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(NamedTuple):
     """One job as it travels through the stream.
 
     Attributes:
@@ -43,7 +43,7 @@ class Job:
     job_id: str
     task: str
     args: Sequence[Any] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = _NO_KWARGS
     prior_attempts: int = 0
 
 
@@ -100,39 +100,51 @@ def _unpack(payload: bytes, max_bytes: int) -> Any:
         raise MalformedJob(f"payload is not msgpack: {type(exc).__name__}") from None
 
 
-def _typed(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    if name not in body:
-        raise MalformedJob(f"payload has no {name!r} field")
-    value = body[name]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise MalformedJob(f"field {name!r} has type {type(value).__name__}")
-    return value
+def _diagnose(body: Mapping[str, Any]) -> MalformedJob:
+    """Name what is wrong with a decoded map that failed the fast checks."""
+    for name, kind in (("id", str), ("task", str), ("args", list), ("kwargs", dict), ("n", int)):
+        if name not in body:
+            if name == "n":
+                continue
+            return MalformedJob(f"payload has no {name!r} field")
+        value = body[name]
+        if type(value) is not kind:
+            return MalformedJob(f"field {name!r} has type {type(value).__name__}")
+    if not body["id"] or not body["task"]:
+        return MalformedJob("empty 'id' or 'task'")
+    return MalformedJob(f"field 'n' is negative ({body['n']})")
 
 
 def decode_job(fields: Mapping[bytes, bytes], max_bytes: int) -> Job:
-    """Parse a stream entry's fields into a `Job`, or raise `MalformedJob` with a reason."""
+    """Parse a stream entry's fields into a `Job`, or raise `MalformedJob` with a reason.
+
+    The common case is a handful of exact type checks; the reasons are worked out only
+    for entries that fail them.
+    """
     payload = fields.get(JOB_FIELD)
     if payload is None:
         raise MalformedJob(f"entry has no {JOB_FIELD.decode()!r} field")
     body = _unpack(payload, max_bytes)
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         raise MalformedJob(f"payload is a msgpack {type(body).__name__}, not a map")
-    job_id = _typed(body, "id", str)
-    task = _typed(body, "task", str)
-    args = _typed(body, "args", list)
-    kwargs = _typed(body, "kwargs", dict)
-    prior = _typed(body, "n", int) if "n" in body else 0
-    if not job_id or not task:
-        raise MalformedJob("empty 'id' or 'task'")
-    if prior < 0:
-        raise MalformedJob(f"field 'n' is negative ({prior})")
-    # Nesting needs a byte per level, so short payloads (the common case) skip the walk.
-    if (
-        len(payload) > MAX_NESTING
-        and max(_depth(args, MAX_NESTING), _depth(kwargs, MAX_NESTING)) > MAX_NESTING
+    job_id, task = body.get("id"), body.get("task")
+    args, kwargs, prior = body.get("args"), body.get("kwargs"), body.get("n", 0)
+    if not (
+        type(job_id) is str
+        and type(task) is str
+        and type(args) is list
+        and type(kwargs) is dict
+        and type(prior) is int
+        and job_id
+        and task
+        and prior >= 0
     ):
+        raise _diagnose(body)
+    # Nesting needs a byte per level, so short payloads (the common case) skip the walk.
+    deep = len(payload) > MAX_NESTING and (args or kwargs)
+    if deep and max(_depth(args, MAX_NESTING), _depth(kwargs, MAX_NESTING)) > MAX_NESTING:
         raise MalformedJob(f"arguments nest deeper than {MAX_NESTING} levels")
-    return Job(job_id=job_id, task=task, args=args, kwargs=kwargs, prior_attempts=prior)
+    return Job(job_id, task, args, kwargs, prior)
 
 
 def peek_identity(fields: Mapping[bytes, bytes]) -> tuple[str, str]:

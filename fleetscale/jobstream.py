@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.typing import EncodableT
@@ -21,8 +21,7 @@ EntryId = bytes
 Fields = dict[bytes, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One stream entry handed to a worker.
 
     Attributes:
@@ -34,11 +33,6 @@ class Delivery:
     entry_id: EntryId
     fields: Fields
     deliveries: int = 1
-
-    @property
-    def enqueued_ms(self) -> int:
-        """The enqueue time in Redis milliseconds, from the entry id."""
-        return int(self.entry_id.split(b"-", 1)[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +83,6 @@ class Reclaimed:
     cursor: EntryId
     deliveries: list[Delivery]
     deleted: list[EntryId]
-
-
-def _id_key(entry_id: EntryId) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
 
 
 class JobStream:
@@ -191,7 +180,7 @@ class JobStream:
         ids = settlement.entry_ids()
         if not ids:
             return []
-        args: list[EncodableT] = [GROUP, consumer, min(ids, key=_id_key), max(ids, key=_id_key)]
+        args: list[EncodableT] = [GROUP, consumer]
         args += [len(settlement.acks), *settlement.acks, len(settlement.retries)]
         for entry_id, delay_ms, payload in settlement.retries:
             args += [entry_id, delay_ms, payload]

@@ -14,6 +14,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
+from fleetscale.clock import RedisTimeEstimate
 from fleetscale.histogram import Histogram
 from fleetscale.keys import TELEMETRY_RETENTION_S, TELEMETRY_WINDOW_S, FleetKeys
 from fleetscale.store import Client, redis_errors, script
@@ -132,6 +133,69 @@ class TelemetryBuffer:
         with self._lock:
             taken, self._windows = self._windows, {}
         return taken
+
+
+class JobRecorder:
+    """Records the telemetry of the jobs a worker runs, on its main thread.
+
+    Per job it only adds the run time and counts the outcome; a sampled job also
+    records its wait and run time in the window it started in. The counts go to the
+    window of the batch's first job, and everything to the shared buffer in one
+    `commit` per batch — the lock is taken once per batch, not once per job.
+    """
+
+    def __init__(self, buffer: TelemetryBuffer, sampler: Sampler, clock: RedisTimeEstimate) -> None:
+        self.buffer = buffer
+        self.sampler = sampler
+        self.clock = clock
+        self._windows: dict[int, WindowDelta] = {}
+        self._first_s: float | None = None
+        self._busy_s = 0.0
+        self._done = 0
+        self._failed = 0
+
+    def record(self, started_s: float, run_s: float, entry_id: bytes, ok: bool) -> None:
+        """One job ran: it started at monotonic `started_s` and ran `run_s` seconds.
+
+        Its stream `entry_id` carries the enqueue time (Redis ms), read only when the
+        job is sampled.
+        """
+        if self._first_s is None:
+            self._first_s = started_s
+        self._busy_s += run_s
+        if ok:
+            self._done += 1
+        else:
+            self._failed += 1
+        weight = self.sampler.take()
+        if weight:
+            redis_s = started_s + (self.clock.offset_s or 0.0)
+            delta = self._delta(redis_s)
+            enqueued_s = int(entry_id.split(b"-", 1)[0]) / 1000
+            delta.wait.record(redis_s - enqueued_s, weight)
+            delta.run.record(run_s, weight)
+            delta.samples += 1
+
+    def _delta(self, redis_s: float) -> WindowDelta:
+        window = window_of(redis_s)
+        delta = self._windows.get(window)
+        if delta is None:
+            delta = self._windows[window] = WindowDelta()
+        return delta
+
+    def commit(self) -> None:
+        """Hand the batch's deltas to the buffer."""
+        if self._first_s is not None:
+            delta = self._delta(self._first_s + (self.clock.offset_s or 0.0))
+            delta.busy_us += int(self._busy_s * 1e6)
+            delta.done += self._done
+            delta.failed += self._failed
+        for window, delta in self._windows.items():
+            self.buffer.add(window, delta)
+        self._windows = {}
+        self._first_s = None
+        self._busy_s = 0.0
+        self._done = self._failed = 0
 
 
 class TelemetryFlusher:

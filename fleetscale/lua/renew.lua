@@ -2,15 +2,18 @@
 -- XAUTOCLAIM leaves them alone, but only if the worker still owns them (XCLAIM does
 -- no owner check). JUSTID does not bump the delivery counter.
 -- KEYS[1] jobs stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids.
--- Returns the ids the consumer no longer owns.
+-- Returns the ids another consumer now owns. Ids no longer pending at all (acked in
+-- the meantime) are skipped: there is nothing left to renew or to lose.
 local lost = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
-  else
-    table.insert(lost, id)
+  if p[1] then
+    if p[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    else
+      table.insert(lost, id)
+    end
   end
 end
 return lost

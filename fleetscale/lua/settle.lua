@@ -2,13 +2,14 @@
 -- XACK does no owner check, and a paused worker must not ack an entry that another
 -- worker has since claimed (REDIS-FACTS).
 -- KEYS[1] jobs stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
--- ARGV[1] group, ARGV[2] consumer, ARGV[3] lowest id, ARGV[4] highest id, then
--- ARGV[5] = number of acks, the acked ids; then the number of retries and, per retry,
+-- ARGV[1] group, ARGV[2] consumer, then ARGV[3] = number of acks, the acked ids; then the number of retries and, per retry,
 -- id, delay ms, msgpack job; then the number of dead letters and, per dead letter,
 -- id, raw job, reason, traceback, attempts, job id, task.
 -- Returns the ids given that this consumer no longer owns (nothing was done to them).
+-- A worker settles before it fetches again, so its whole pending list is about one
+-- batch: reading all of it is cheaper than one XPENDING per entry.
 local owned = {}
-local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], 1000000, ARGV[2])
+local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000, ARGV[2])
 for _, p in ipairs(mine) do owned[p[1]] = true end
 
 local lost = {}
@@ -20,7 +21,7 @@ end
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local a = 5
+local a = 3
 local acks = {}
 for i = 1, tonumber(ARGV[a]) do
   if own(ARGV[a + i]) then table.insert(acks, ARGV[a + i]) end

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fleetscale.app import App, Task
@@ -28,13 +28,15 @@ from fleetscale.config import WorkerSettings
 from fleetscale.errors import FleetscaleError
 from fleetscale.jobstream import DeadLetter, Delivery, EntryId, JobStream, Settlement
 from fleetscale.keys import JOB_FIELD
-from fleetscale.telemetry import Sampler, TelemetryBuffer, WindowDelta, window_of
+from fleetscale.telemetry import JobRecorder, Sampler, TelemetryBuffer
 from fleetscale.worker.watchdog import JobTimeout, Watchdog
 
 log = logging.getLogger("fleetscale.worker")
 
 SETTLE_EVERY_S = 0.05
 """Longest a finished job waits for its batch's ack, seconds."""
+ADAPT_EVERY_S = 0.25
+"""How often the adaptive sampler retunes N from the job rate, seconds."""
 RUN_TIME_SMOOTHING = 0.1
 """EWMA weight of the newest run time in the batch-size estimate."""
 
@@ -58,20 +60,6 @@ class Failure:
     reason: str
     traceback: str
     retriable: bool
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Telemetry of the batch being run, committed once at its end."""
-
-    windows: dict[int, WindowDelta] = field(default_factory=dict)
-
-    def window(self, redis_s: float) -> WindowDelta:
-        key = window_of(redis_s)
-        delta = self.windows.get(key)
-        if delta is None:
-            delta = self.windows[key] = WindowDelta()
-        return delta
 
 
 class Consumer:
@@ -110,6 +98,7 @@ class Consumer:
         self.rng = rng or random.Random()
         self.monotonic = monotonic
         self.sampler = Sampler(settings.sample_every, settings.target_samples_per_s, self.rng)
+        self.recorder = JobRecorder(buffer, self.sampler, clock) if buffer is not None else None
         self.stats = ConsumerStats()
         self.draining = False
         self.wake = threading.Event()
@@ -117,6 +106,8 @@ class Consumer:
         self.held: set[EntryId] = set()
         self.lost: set[EntryId] = set()
         self.mean_run_s = 0.0
+        self._tasks = app.tasks
+        self._renew_every_s = settings.renew_every_s
         self._unsettled = Settlement()
         self._reclaim_cursor: EntryId = b"0-0"
         self._next_reclaim_s = 0.0
@@ -215,32 +206,31 @@ class Consumer:
     def _run_batch(self, deliveries: list[Delivery]) -> None:
         with self.held_lock:
             self.held.update(d.entry_id for d in deliveries)
-        batch = _Batch()
-        settle_at = self.monotonic() + SETTLE_EVERY_S
-        verified_at = self.monotonic()
+        now = verified_at = self.monotonic()
+        settle_at = now + SETTLE_EVERY_S
         for index, delivery in enumerate(deliveries):
-            if self.monotonic() - verified_at >= self.settings.renew_every_s:
+            now = self.monotonic()
+            if now - verified_at >= self._renew_every_s:
                 # Held this long (a slow batch, or the process was paused): another
                 # worker may have claimed the rest; find out before running them.
                 self._verify_owned(deliveries[index:])
-                verified_at = self.monotonic()
-            self._handle(delivery, batch)
-            if self.monotonic() >= settle_at:
+                verified_at = now = self.monotonic()
+            if now >= settle_at:
                 self._settle()
-                settle_at = self.monotonic() + SETTLE_EVERY_S
+                settle_at = now + SETTLE_EVERY_S
+            self._handle(delivery, now)
         self._settle()
-        if self.buffer is not None:
-            for window, delta in batch.windows.items():
-                self.buffer.add(window, delta)
-        self._adapt_sampler(len(deliveries))
+        if self.recorder is not None:
+            self.recorder.commit()
+            self._adapt_sampler(len(deliveries))
 
     def _verify_owned(self, deliveries: list[Delivery]) -> None:
         lost = self.stream.renew(self.worker_id, [d.entry_id for d in deliveries])
         if lost:
             self.mark_lost(lost)
 
-    def _handle(self, delivery: Delivery, batch: _Batch) -> None:
-        if delivery.entry_id in self.lost:
+    def _handle(self, delivery: Delivery, now: float) -> None:
+        if self.lost and delivery.entry_id in self.lost:
             self._forget([delivery.entry_id])
             return
         try:
@@ -248,7 +238,7 @@ class Consumer:
         except MalformedJob as exc:
             self._dead(delivery, exc.reason, "", delivery.deliveries)
             return
-        task = self.app.tasks.get(job.task)
+        task = self._tasks.get(job.task)
         if task is None:
             self._dead(delivery, f"unknown task {job.task!r}", "", delivery.deliveries, job)
             return
@@ -260,26 +250,16 @@ class Consumer:
             )
             self._dead(delivery, reason, "", attempt - 1, job)
             return
-        self._execute(delivery, job, task, attempt, batch)
+        self._execute(delivery, job, task, attempt, now)
 
     def _execute(
-        self, delivery: Delivery, job: Job, task: Task[Any, Any], attempt: int, batch: _Batch
+        self, delivery: Delivery, job: Job, task: Task[Any, Any], attempt: int, started: float
     ) -> None:
-        weight = self.sampler.take()
-        started = self.monotonic()
-        failure = self._call(task, job)
+        failure = self._call(task, job, started)
         run_s = self.monotonic() - started
         self.mean_run_s += RUN_TIME_SMOOTHING * (run_s - self.mean_run_s)
-        if self.buffer is not None:
-            redis_s = started + (self.clock.offset_s or 0.0)
-            delta = batch.window(redis_s)
-            delta.busy_us += int(run_s * 1e6)
-            if weight:
-                delta.wait.record(redis_s - delivery.enqueued_ms / 1000, weight)
-                delta.run.record(run_s, weight)
-                delta.samples += 1
-            delta.done += failure is None
-            delta.failed += failure is not None
+        if self.recorder is not None:
+            self.recorder.record(started, run_s, delivery.entry_id, failure is None)
         if failure is None:
             self.stats.done += 1
             self._unsettled.acks.append(delivery.entry_id)
@@ -290,9 +270,9 @@ class Consumer:
         else:
             self._dead(delivery, failure.reason, failure.traceback, attempt, job)
 
-    def _call(self, task: Task[Any, Any], job: Job) -> Failure | None:
+    def _call(self, task: Task[Any, Any], job: Job, started: float) -> Failure | None:
         if self.watchdog is not None:
-            self.watchdog.arm(task.options.timeout_s)
+            self.watchdog.arm(task.options.timeout_s, started)
         try:
             task.fn(*job.args, **job.kwargs)
             return None
@@ -349,7 +329,7 @@ class Consumer:
         since, count = self._adapt_from
         count += handled
         now = self.monotonic()
-        if now - since >= 1.0:
+        if now - since >= ADAPT_EVERY_S:
             self.sampler.adapt(count, now - since)
             self._adapt_from = (now, 0)
         else:
@@ -363,10 +343,17 @@ class Consumer:
             return list(self.held)
 
     def mark_lost(self, entry_ids: list[EntryId]) -> None:
-        """Entries another worker now owns: do not run or ack them (any thread)."""
+        """Entries no longer this worker's: do not run or ack them (any thread).
+
+        Ids settled since the caller looked are ignored.
+        """
         with self.held_lock:
-            self.stats.lost += len(set(entry_ids) - self.lost)
-            self.lost.update(entry_ids)
+            lost = (set(entry_ids) & self.held) - self.lost
+            self.stats.lost += len(lost)
+            self.lost.update(lost)
+        if lost:
+            log.warning("worker %s: another worker claimed %d held entries; leaving them",
+                        self.worker_id, len(lost))  # fmt: skip
 
     def _forget(self, entry_ids: list[EntryId]) -> None:
         with self.held_lock:

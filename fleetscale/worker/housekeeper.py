@@ -160,9 +160,9 @@ class Housekeeper:
         held = self.consumer.held_ids()
         lost = self.stream.renew(self.consumer.worker_id, held)
         if lost:
+            # Some may have been settled by the main thread meanwhile; mark_lost
+            # keeps only those still held.
             self.consumer.mark_lost(lost)
-            log.warning("worker %s lost %d held entries to another worker",
-                        self.consumer.worker_id, len(lost))  # fmt: skip
 
     def promote(self) -> None:
         """Move due delayed jobs and retries into the stream."""

@@ -58,11 +58,12 @@ class Watchdog:
         self.limit_s = 0.0
         self.signalled = False
 
-    def arm(self, timeout_s: float) -> None:
-        """Start the clock for a job limited to `timeout_s` (main thread)."""
+    def arm(self, timeout_s: float, started_s: float) -> None:
+        """Start the clock of a job limited to `timeout_s`, started at monotonic
+        `started_s` (main thread)."""
         self.signalled = False
         self.limit_s = timeout_s
-        self.deadline = self.monotonic() + timeout_s
+        self.deadline = started_s + timeout_s
 
     def disarm(self) -> None:
         """The job has returned (main thread)."""

@@ -1,0 +1,212 @@
+"""Throughput of the producer and the worker against the raw redis-py limits.
+
+Measured in one run, on a private Redis (AOF everysec, as deployed), with the same
+payload for raw and fleetscale:
+
+- submit: `Producer.submit_many` vs bare pipelined XADD (1000 per pipeline);
+- drain: two `fleetscale worker --burst` processes running no-op jobs, with telemetry
+  on and off, vs two bare consumers (XREADGROUP COUNT 256 + one XACK per batch).
+
+Drain rates are timed from the Redis side (the group's entries-read, polled) between 5 %
+and 95 % of the jobs, so process start-up is not counted. Each measurement is repeated
+and the median kept. Usage: `python -m bench.throughput [--jobs 200000] [--repeats 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from fleetscale.codec import Job, encode_job
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
+from fleetscale.producer import Producer
+
+WORKERS = 2
+PIPELINE = 1000
+
+
+def raw_xadd(client: redis.Redis, stream: str, payload: bytes, jobs: int) -> float:
+    """Seconds to XADD `jobs` entries with bare redis-py pipelines."""
+    started = time.perf_counter()
+    for start in range(0, jobs, PIPELINE):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(min(PIPELINE, jobs - start)):
+            pipe.xadd(stream, {JOB_FIELD: payload})
+        pipe.execute()
+    return time.perf_counter() - started
+
+
+def fleetscale_submit(producer: Producer, jobs: int) -> float:
+    """Seconds to submit `jobs` no-op jobs with `submit_many`."""
+    specs = [("noop", (), {})] * jobs
+    started = time.perf_counter()
+    producer.submit_many(specs, chunk=PIPELINE)
+    return time.perf_counter() - started
+
+
+def entries_read(client: redis.Redis, stream: str) -> int:
+    for group in client.xinfo_groups(stream):
+        if group["name"] == GROUP.encode():
+            return int(group["entries-read"] or 0) - int(group["pending"])
+    return 0
+
+
+def timed_drain(
+    client: redis.Redis,
+    stream: str,
+    jobs: int,
+    start_consumers: Callable[[], list[subprocess.Popen[bytes]]],
+) -> float:
+    """Jobs per second drained between 5 % and 95 % of `jobs`, from the Redis side."""
+    low, high = int(jobs * 0.05), int(jobs * 0.95)
+    procs = start_consumers()
+    t_low = t_high = None
+    try:
+        while t_high is None:
+            done = entries_read(client, stream)
+            now = time.perf_counter()
+            if t_low is None and done >= low:
+                t_low = now
+            if done >= high:
+                t_high = now
+            if all(p.poll() is not None for p in procs) and t_high is None:
+                raise RuntimeError(f"consumers exited after {done} of {jobs} jobs")
+            time.sleep(0.002)
+    finally:
+        for p in procs:
+            p.wait(timeout=120)
+    assert t_low is not None
+    return (high - low) / (t_high - t_low)
+
+
+def fresh_stream(client: redis.Redis, keys: FleetKeys, url: str) -> None:
+    client.delete(keys.jobs, keys.prefix + "workers")
+    for key in client.scan_iter(match=keys.prefix.replace("{", "\\{").replace("}", "\\}") + "*"):
+        client.delete(key)
+    JobStream(client, keys, url).ensure_group()
+
+
+def run(jobs: int, repeats: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "raw_xadd",
+            "submit_many",
+            "raw_drain",
+            "drain_telemetry_on",
+            "drain_telemetry_off",
+        )
+    }
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as server:
+        url = server.url
+        client = redis.Redis.from_url(url)
+        keys = FleetKeys("bench")
+        env = {**os.environ, "FLEETSCALE_BENCH_FLEET": "bench", "FLEETSCALE_REDIS_URL": url}
+        payload = encode_job(Job("0" * 32, "noop"), 1 << 20)
+        producer = Producer("bench", url)
+
+        def raw_consumers() -> list[subprocess.Popen[bytes]]:
+            return [
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.rawconsumer", url, keys.jobs, GROUP, f"raw{i}"],
+                    env=env,
+                )
+                for i in range(WORKERS)
+            ]
+
+        def workers(*flags: str) -> Callable[[], list[subprocess.Popen[bytes]]]:
+            argv = [
+                sys.executable,
+                "-m",
+                "fleetscale",
+                "worker",
+                "bench.apps:app",
+                "--burst",
+                "--log-level",
+                "warning",
+                *flags,
+            ]
+            return lambda: [subprocess.Popen(argv, env=env) for _ in range(WORKERS)]
+
+        for r in range(repeats):
+            print(f"repeat {r + 1}/{repeats}", file=sys.stderr)
+            fresh_stream(client, keys, url)
+            results["raw_xadd"].append(jobs / raw_xadd(client, keys.jobs, payload, jobs))
+            results["raw_drain"].append(timed_drain(client, keys.jobs, jobs, raw_consumers))
+            fresh_stream(client, keys, url)
+            results["submit_many"].append(jobs / fleetscale_submit(producer, jobs))
+            results["drain_telemetry_on"].append(timed_drain(client, keys.jobs, jobs, workers()))
+            fresh_stream(client, keys, url)
+            producer.submit_many([("noop", (), {})] * jobs, chunk=PIPELINE)
+            results["drain_telemetry_off"].append(
+                timed_drain(client, keys.jobs, jobs, workers("--no-telemetry"))
+            )
+        client.close()
+    return results
+
+
+def report(results: dict[str, list[float]], jobs: int, repeats: int) -> str:
+    med = {k: statistics.median(v) for k, v in results.items()}
+    rows = [
+        ("submit: raw pipelined XADD", med["raw_xadd"], None, ""),
+        (
+            "submit: `Producer.submit_many`",
+            med["submit_many"],
+            med["submit_many"] / med["raw_xadd"],
+            "≥ 0.60 of raw XADD",
+        ),
+        ("drain: raw XREADGROUP 256 + XACK, 2 procs", med["raw_drain"], None, ""),
+        (
+            "drain: 2 workers, telemetry on",
+            med["drain_telemetry_on"],
+            med["drain_telemetry_on"] / med["raw_drain"],
+            "≥ 0.50 of raw drain",
+        ),
+        (
+            "drain: 2 workers, telemetry off",
+            med["drain_telemetry_off"],
+            med["drain_telemetry_off"] / med["raw_drain"],
+            "",
+        ),
+    ]
+    lines = [
+        f"{jobs} no-op jobs per measurement, median of {repeats} repeats, {WORKERS} consumer processes.",
+        "",
+        "| measurement | jobs/s | ratio | target |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, rate, ratio, target in rows:
+        lines.append(
+            f"| {name} | {rate:,.0f} | {'' if ratio is None else f'{ratio:.2f}'} | {target} |"
+        )
+    cost = 1 - med["drain_telemetry_on"] / med["drain_telemetry_off"]
+    lines.append(f"| telemetry cost (1 − on/off) | | {cost:+.1%} | ≤ 5 % |")
+    lines.append("")
+    lines.append(
+        "Each repeat (jobs/s): "
+        + "; ".join(f"{k} {', '.join(f'{x:,.0f}' for x in v)}" for k, v in results.items())
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(report(run(args.jobs, args.repeats), args.jobs, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
