@@ -111,7 +111,7 @@ def _drain_workers(signals: Observation, service_s: float | None, policy: Policy
     age_s, backlog = signals.head_of_line_age_s, signals.backlog
     if age_s is None or backlog is None:
         return None
-    if age_s < policy.target_p99_s * QUIET_FRACTION:
+    if not _slow(age_s, policy):
         return 0
     if service_s is None:
         return None
@@ -131,8 +131,12 @@ def model_needs(tick: Tick, rate_per_s: float | None, service_s: float | None) -
         else capacity_workers(surge_rate, service_s, policy, state.correction)
     )
     learn_ratio = None
-    p99 = signals.wait_p99_s
-    if p99 is not None and p99 > policy.target_p99_s * (1 + policy.tolerance):
+    p99, age_s = signals.wait_p99_s, signals.head_of_line_age_s
+    breach = p99 is not None and p99 > policy.target_p99_s * (1 + policy.tolerance)
+    # The windowed p99 still holds old waits after a burst was absorbed: learn only
+    # while the queue is slow now too, at model size, outside the start-up grace.
+    slow_now = age_s is not None and _slow(age_s, policy)
+    if breach and slow_now and p99 is not None:
         model_sized = surge is not None and tick.current >= surge
         if model_sized and not in_grace(state, policy, tick.now_s):
             learn_ratio = p99 / policy.target_p99_s
@@ -171,17 +175,36 @@ def _quiet(signals: Observation, policy: Policy) -> Reason | None:
     return None
 
 
-def _breach(tick: Tick, needs: Needs) -> Step:
-    """Grow to the model at the surge rate plus drain, or by the wait ratio (≤ ×2).
+def _breach(tick: Tick, needs: Needs) -> Step | None:
+    """Grow when the waits breach the target now; None when they do not.
 
-    Within the start-up grace the ratio does not compound: the workers added last time
-    are still starting and the windowed p99 still holds the old waits.
+    A breach is a head-of-line age over the target (reason BACKLOG), or a p99 wait over
+    it while the head of the line is at least half the target old (reason SLO_BREACH):
+    the windowed p99 lags, so a high p99 with a young head of line is an old breach
+    already absorbed. The fleet grows to the model at the surge rate plus the workers
+    that drain the queue within the target, or by the wait ratio (at most ×2), whichever
+    is more. Within the start-up grace the ratio does not compound: the workers added
+    last time are still starting and the windowed p99 still holds the old waits.
     """
-    ratio, current = needs.wait_ratio or 1.0, tick.current
-    grace = in_grace(tick.state, tick.policy, tick.now_s)
+    policy, signals, current = tick.policy, tick.signals, tick.current
+    limit_s = policy.target_p99_s * (1 + policy.tolerance)
+    age_s, p99 = signals.head_of_line_age_s, signals.wait_p99_s
+    if age_s is not None and age_s > limit_s:
+        reason = Reason.BACKLOG
+    elif p99 is not None and p99 > limit_s and age_s is not None and _slow(age_s, policy):
+        reason = Reason.SLO_BREACH
+    else:
+        return None
+    ratio = needs.wait_ratio or 1.0
+    grace = in_grace(tick.state, policy, tick.now_s)
     proportional = current if grace else math.ceil(current * min(ratio, 2))
     model = (needs.surge or 0) + (needs.drain or 0)
-    return Step(max(current, proportional, model), Reason.SLO_BREACH, True, needs.surge)
+    return Step(max(current, proportional, model), reason, True, needs.surge)
+
+
+def _slow(age_s: float, policy: Policy) -> bool:
+    """Whether the head of the line is at least `QUIET_FRACTION` of the target old."""
+    return age_s >= policy.target_p99_s * QUIET_FRACTION
 
 
 def recommend(tick: Tick, needs: Needs) -> Step:
@@ -190,10 +213,9 @@ def recommend(tick: Tick, needs: Needs) -> Step:
     if current == 0 and _has_work(signals):
         start = max(1, (needs.surge or 0) + (needs.drain or 0))
         return Step(start, Reason.SCALE_FROM_ZERO, True, needs.surge)
-    if needs.wait_ratio is not None and needs.wait_ratio > 1 + policy.tolerance:
-        return _breach(tick, needs)
-    if needs.drain and needs.surge is not None:
-        return Step(max(current, needs.surge + needs.drain), Reason.BACKLOG, True, needs.surge)
+    breach = _breach(tick, needs)
+    if breach is not None:
+        return breach
     steady = needs.steady
     if steady is None:
         return Step(current, Reason.HOLD_UNKNOWN)
