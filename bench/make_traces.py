@@ -15,8 +15,8 @@ OUT = Path(__file__).resolve().parent.parent / "fleetscale" / "sim" / "traces"
 
 
 def steady() -> list[tuple[float, float]]:
-    """A stationary 100 jobs/s for 20 minutes."""
-    return [(0.0, 100.0), (1200.0, 0.0)]
+    """A stationary 100 jobs/s for an hour."""
+    return [(0.0, 100.0), (3600.0, 0.0)]
 
 
 def step() -> list[tuple[float, float]]:
@@ -30,37 +30,37 @@ def spike() -> list[tuple[float, float]]:
 
 
 def ramp() -> list[tuple[float, float]]:
-    """A slow linear ramp from 30/s to 240/s over 20 minutes, in 10 s steps."""
-    rows = [(float(t), round(30.0 + 210.0 * t / 1200.0, 3)) for t in range(0, 1200, 10)]
-    return [*rows, (1200.0, 0.0)]
+    """A slow linear ramp from 30/s to 240/s over an hour, in 10 s steps."""
+    rows = [(float(t), round(30.0 + 210.0 * t / 3600.0, 3)) for t in range(0, 3600, 10)]
+    return [*rows, (3600.0, 0.0)]
 
 
 def diurnal() -> list[tuple[float, float]]:
-    """One day compressed into 30 minutes: 30/s at night to 190/s at noon, 10 s steps."""
+    """One day compressed into an hour: 30/s at night to 190/s at noon, 10 s steps."""
     rows = [
-        (float(t), round(110.0 - 80.0 * math.cos(2 * math.pi * (t + 5) / 1800.0), 3))
-        for t in range(0, 1800, 10)
+        (float(t), round(110.0 - 80.0 * math.cos(2 * math.pi * (t + 5) / 3600.0), 3))
+        for t in range(0, 3600, 10)
     ]
-    return [*rows, (1800.0, 0.0)]
+    return [*rows, (3600.0, 0.0)]
 
 
 def bursty(seed: int = 7) -> list[tuple[float, float]]:
     """Markov-modulated on-off: 40/s quiet, 120/s bursts; mean sojourns 120 s and 40 s.
 
-    Sojourns are exponential (a two-state MMPP), rounded to whole seconds; 30 minutes.
+    Sojourns are exponential (a two-state MMPP), rounded to whole seconds; an hour.
     """
     rng = random.Random(seed)
     rows, t, on = [], 0.0, False
-    while t < 1800.0:
+    while t < 3600.0:
         rows.append((t, 120.0 if on else 40.0))
         t += max(1.0, round(rng.expovariate(1 / (40.0 if on else 120.0))))
         on = not on
-    return [*rows, (1800.0, 0.0)]
+    return [*rows, (3600.0, 0.0)]
 
 
 def heavy_tail() -> list[tuple[float, float]]:
-    """A steady 60/s for 20 minutes; the file sets lognormal run times with cv = 3."""
-    return [(0.0, 60.0), (1200.0, 0.0)]
+    """A steady 60/s for an hour; the file sets lognormal run times with cv = 3."""
+    return [(0.0, 60.0), (3600.0, 0.0)]
 
 
 def write(name: str, rows: list[tuple[float, float]], comment: str = "") -> None:

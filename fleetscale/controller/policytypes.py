@@ -120,12 +120,12 @@ class Policy:
     scale_up_period_s: float = 10.0
     scale_down_step_ratio: float = 0.5
     scale_down_period_s: float = 5.0
-    scale_down_stabilisation_s: float = 30.0
+    scale_down_stabilisation_s: float = 15.0
     startup_grace_s: float = 10.0
     change_budget: int = 60
     change_budget_window_s: float = 600.0
     max_signal_age_s: float = 10.0
-    rate_smoothing_s: float = 15.0
+    rate_smoothing_s: float = 5.0
 
     def validate(self) -> Policy:
         """Check every field; return self so calls chain. Raises ConfigurationError."""

@@ -30,6 +30,8 @@ class Needs:
 
     Attributes:
         steady: capacity-model workers at the smoothed rate (None = unknown).
+        floor: Erlang-C workers at the smoothed rate, without utilisation headroom:
+            below it the model expects the p99 target to be missed.
         surge: capacity-model workers at the higher of raw and smoothed rate.
         drain: extra workers to drain queued jobs within the target (0 when the head of
             the line is younger than half the target; None = unknown).
@@ -39,6 +41,7 @@ class Needs:
     """
 
     steady: int | None
+    floor: int | None
     surge: int | None
     drain: int | None
     wait_ratio: float | None
@@ -82,11 +85,18 @@ class Step:
 
 
 def capacity_workers(
-    rate_per_s: float | None, service_s: float | None, policy: Policy, correction: float = 1.0
+    rate_per_s: float | None,
+    service_s: float | None,
+    policy: Policy,
+    correction: float = 1.0,
+    *,
+    headroom: bool = True,
 ) -> int | None:
     """Return the capacity model's fleet size, or None when it cannot be computed.
 
-    A known zero rate needs zero workers whatever the service time.
+    The size is the Erlang-C workers for the p99 target and, with `headroom`, at least
+    load ÷ target utilisation; times the learned correction. A known zero rate needs
+    zero workers whatever the service time.
     """
     if rate_per_s is None:
         return None
@@ -94,11 +104,12 @@ def capacity_workers(
         return 0
     if service_s is None or service_s <= 0.0:
         return None
-    load = rate_per_s * service_s
-    erlang = workers_for_wait(
+    needed = workers_for_wait(
         rate_per_s, service_s, policy.target_p99_s, limit=max(policy.max, 1) + 1
     )
-    needed = max(erlang, math.ceil(load / policy.target_utilisation - _EPSILON))
+    if headroom:
+        load = rate_per_s * service_s
+        needed = max(needed, math.ceil(load / policy.target_utilisation - _EPSILON))
     return math.ceil(needed * correction - _EPSILON)
 
 
@@ -140,8 +151,10 @@ def model_needs(tick: Tick, rate_per_s: float | None, service_s: float | None) -
         model_sized = surge is not None and tick.current >= surge
         if model_sized and not in_grace(state, policy, tick.now_s):
             learn_ratio = p99 / policy.target_p99_s
+    floor = capacity_workers(rate_per_s, service_s, policy, state.correction, headroom=False)
     return Needs(
         steady=steady,
+        floor=floor,
         surge=surge,
         drain=_drain_workers(signals, service_s, policy),
         wait_ratio=_wait_ratio(signals, policy),
@@ -220,7 +233,8 @@ def recommend(tick: Tick, needs: Needs) -> Step:
     if steady is None:
         return Step(current, Reason.HOLD_UNKNOWN)
     if steady > current:
-        if steady > current * (1 + policy.tolerance):
+        below_floor = needs.floor is not None and needs.floor > current
+        if below_floor or steady > current * (1 + policy.tolerance):
             return Step(steady, Reason.CAPACITY_UP, record=steady)
         return Step(current, Reason.WITHIN_TOLERANCE, record=steady)
     if steady == current:

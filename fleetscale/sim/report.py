@@ -11,7 +11,8 @@ it arrived in (a job never started by the end waits until the end).
 - `oracle_worker_seconds`: Σ over the trace's steps of the Erlang-C fewest workers
   for the step's rate × its length: a lower bound no online policy can reach.
 - `scale_actions`: changes of the desired size; `reversals`: consecutive changes in
-  opposite directions.
+  opposite directions. Both after the warm-up, like attainment: the cold start from an
+  empty fleet is not steady behaviour.
 - `wait_p99_s`, `wait_mean_s`: over every job arriving after the warm-up.
 - `recovery_s`: for each rise of the trace's rate by ≥ 1.5× (scored after the warm-up),
   the end of the last 1 s arrival bin within the next 60 s whose p99 wait exceeds the
@@ -133,14 +134,16 @@ def summarise(run: Run, service: ServiceTime, target_s: float) -> Summary:
     """Judge a run against the target (see the module docstring)."""
     first = bisect.bisect_left(run.arrivals_s, WARMUP_S)
     scored = sorted(run.waits_s[first:])
+    scored_changes = [(t, size) for t, size in run.changes if t >= WARMUP_S]
+    start_size = next((size for t, size in reversed(run.changes) if t < WARMUP_S), 0)
     return Summary(
         policy=run.scaler,
         trace=run.trace.name,
         slo_attainment=slo_attainment(run, target_s),
         worker_seconds=run.worker_seconds,
         oracle_worker_seconds=oracle_worker_seconds(run, service, target_s),
-        scale_actions=len(run.changes),
-        reversals=reversals(run.changes),
+        scale_actions=len(scored_changes),
+        reversals=reversals(scored_changes, start_size),
         wait_p99_s=nearest_rank(scored, 0.99),
         wait_mean_s=sum(scored) / len(scored) if scored else 0.0,
         recovery_s=recovery_s(run, target_s),

@@ -213,7 +213,13 @@ class OracleScaler:
 
 
 def make_scaler(
-    name: str, trace: Trace, service: ServiceTime, policy: Policy, period_s: float, lead_s: float
+    name: str,
+    trace: Trace,
+    service: ServiceTime,
+    policy: Policy,
+    *,
+    period_s: float,
+    lead_s: float,
 ) -> DefaultScaler | HpaScaler | KedaScaler | CeleryScaler | StaticScaler | OracleScaler:
     """Build the scaler `name` (one of `POLICIES`) for a trace.
 

@@ -65,7 +65,12 @@ def run_scenario(
     service = service or trace_service(trace)
     config = config or SimConfig(target_p99_s=policy.target_p99_s)
     scaler = make_scaler(
-        policy_name, trace, service, policy, config.period_s, config.startup.cold_s
+        policy_name,
+        trace,
+        service,
+        policy,
+        period_s=config.period_s,
+        lead_s=config.startup.cold_s,
     )
     run = simulate(trace, scaler, service, config)
     oracle = tuple(
