@@ -143,9 +143,10 @@ def _smooth(
     """Return (rate, service time) for sizing and the smoothed pair to remember.
 
     The EWMA weight is 1 − exp(−Δt/τ), so irregular ticks smooth the same as regular
-    ones; τ is `rate_smoothing_s` for the rate and `SERVICE_SMOOTHING_S` for run time. The rate used for sizing is the smoothed one: a Poisson rate read over a few
-    seconds is too noisy to size on directly (it would flap). Bursts are caught by the
-    wait, head-of-line and backlog signals, which size on the raw rate (see `recommend`).
+    ones; τ is `rate_smoothing_s` for the rate and `SERVICE_SMOOTHING_S` for run time.
+    The rate used for sizing is the smoothed one: a Poisson rate read over a few seconds
+    is too noisy to size on directly (it would flap). Bursts are caught by the wait and
+    head-of-line signals, which size on the raw rate (see `recommend`).
     """
     elapsed_s = now_s - state.smoothed_at_s if state.smoothed_at_s is not None else 0.0
     rate = _ewma(
