@@ -4,6 +4,7 @@ Each command parses its options, builds settings and objects, and calls the libr
 logic lives here. Commands live one per module and register on `main`.
 """
 
+from fleetscale.cli import simulate  # noqa: F401  registers `fleetscale simulate`
 from fleetscale.cli.root import main
 
 __all__ = ["main"]
