@@ -10,7 +10,8 @@ The decision is a chain of small pure steps, each returning a value and a reason
    head-of-line age and the capacity model scales up; the capacity model alone sizes
    scale-down, behind a wait guard; unknown signals hold;
 4. **stabilisation**: scale-down goes to the highest recommendation of the last
-   `scale_down_stabilisation_s`, so one quiet tick never shrinks the fleet;
+   `scale_down_stabilisation_s`, so one quiet tick never shrinks the fleet, and a
+   capacity scale-up to the lowest of the last `scale_up_stabilisation_s`;
 5. **rate limits** per direction over `scale_up_period_s` / `scale_down_period_s`;
 6. **change budget**: at most `change_budget` non-urgent changes per window;
 7. **clamp** to `[min, max]`, then to the hosts' registered capacity, and split into
@@ -57,7 +58,7 @@ run times is noisy (cv 3 over 300 jobs: ±17 %), so it is smoothed much more tha
 """
 
 _CORRECTION_MAX = 3.0
-_CORRECTION_DECAY_S = 600.0
+_CORRECTION_DECAY_S = 1800.0
 
 
 def decide(observation: Observation, state: State, policy: Policy, now_s: float) -> Decision:
@@ -166,7 +167,8 @@ def _weight(elapsed_s: float, tau_s: float) -> float:
 
 def _remember(tick: Tick, step: Step) -> tuple[tuple[float, int], ...]:
     """Append this tick's sizing recommendation to the stabilisation history."""
-    horizon_s = tick.now_s - tick.policy.scale_down_stabilisation_s
+    policy = tick.policy
+    horizon_s = tick.now_s - max(policy.scale_down_stabilisation_s, policy.scale_up_stabilisation_s)
     kept = tuple(item for item in tick.state.recommendations if item[0] > horizon_s)
     if step.record is None:
         return kept
@@ -174,18 +176,29 @@ def _remember(tick: Tick, step: Step) -> tuple[tuple[float, int], ...]:
 
 
 def _stabilise(tick: Tick, step: Step, recommendations: tuple[tuple[float, int], ...]) -> Step:
-    """Scale down only to the highest recommendation within the stabilisation window.
+    """Hold non-urgent changes until the recommendations agree over a window.
 
-    A shrink that stays within `tolerance` of the current size is not worth a change.
+    Scale-down goes only to the highest recommendation of the last
+    `scale_down_stabilisation_s`, and a shrink within `tolerance` of the current size
+    is not worth a change. A capacity scale-up goes only to the lowest recommendation of
+    the last `scale_up_stabilisation_s`, so one noisy rate reading does not add workers
+    that the next quiet minute removes. Urgent scale-ups (waits over the target) pass.
     """
-    current = tick.current
-    if step.value >= current or step.urgent:
+    current, policy = tick.current, tick.policy
+    if step.urgent or step.value == current:
         return step
-    highest = max((value for _, value in recommendations), default=step.value)
+    if step.value > current:
+        since_s = tick.now_s - policy.scale_up_stabilisation_s
+        lowest = min((v for t, v in recommendations if t > since_s), default=step.value)
+        if lowest <= current:
+            return Step(current, Reason.STABILISING, step.urgent, step.record)
+        return Step(min(lowest, step.value), step.reason, step.urgent, step.record)
+    since_s = tick.now_s - policy.scale_down_stabilisation_s
+    highest = max((v for t, v in recommendations if t > since_s), default=step.value)
     target = max(highest, step.value)
     if target >= current:
         return Step(current, Reason.STABILISING, step.urgent, step.record)
-    if target > 0 and current - target <= tick.policy.tolerance * current:
+    if target > 0 and current - target <= policy.tolerance * current:
         return Step(current, Reason.WITHIN_TOLERANCE, step.urgent, step.record)
     return Step(target, step.reason, step.urgent, step.record)
 
@@ -265,7 +278,7 @@ def _next_correction(tick: Tick, needs: Needs) -> float:
     target outside the start-up grace, the model is wrong for this workload (typically
     heavy-tailed run times, which Erlang C under-rates): scale its answers up by the
     breach ratio, at most 25 % per tick. When p99 is under half the target the
-    correction relaxes toward 1 with a 10-minute time constant.
+    correction relaxes toward 1 with a 30-minute time constant.
     """
     state, p99 = tick.state, tick.signals.wait_p99_s
     correction = state.correction

@@ -100,6 +100,8 @@ class Policy:
         scale_down_period_s: the window of the scale-down limit, seconds.
         scale_down_stabilisation_s: scale-down goes no lower than the highest
             recommendation within this window, seconds.
+        scale_up_stabilisation_s: a capacity scale-up goes no higher than the lowest
+            recommendation within this window, seconds (urgent scale-ups skip it).
         startup_grace_s: after a scale-up, measured waits do not compound further
             scale-ups for this long (new workers are starting and p99 lags), seconds.
         change_budget: the most non-urgent size changes per budget window; urgent
@@ -119,8 +121,9 @@ class Policy:
     scale_up_step_ratio: float = 10.0
     scale_up_period_s: float = 10.0
     scale_down_step_ratio: float = 0.5
-    scale_down_period_s: float = 5.0
+    scale_down_period_s: float = 2.0
     scale_down_stabilisation_s: float = 15.0
+    scale_up_stabilisation_s: float = 10.0
     startup_grace_s: float = 10.0
     change_budget: int = 60
     change_budget_window_s: float = 600.0

@@ -21,6 +21,11 @@ from fleetscale.controller.policytypes import Observation, Policy, Reason, State
 QUIET_FRACTION = 0.5
 """Scale-down needs p99 wait and head-of-line age at or under this share of the target."""
 
+WAIT_HEADROOM = 0.8
+"""The capacity model sizes Erlang C for p99 at this share of the target: the rate and
+run time it is fed are estimates, and a 10 s window's p99 scatters around the
+steady-state value, so sizing exactly at the target would miss it about half the time."""
+
 _EPSILON = 1e-9
 
 
@@ -94,7 +99,8 @@ def capacity_workers(
 ) -> int | None:
     """Return the capacity model's fleet size, or None when it cannot be computed.
 
-    The size is the Erlang-C workers for the p99 target and, with `headroom`, at least
+    The size is the Erlang-C workers for p99 within `WAIT_HEADROOM` × the target and,
+    with `headroom`, at least
     load ÷ target utilisation; times the learned correction. A known zero rate needs
     zero workers whatever the service time.
     """
@@ -105,7 +111,7 @@ def capacity_workers(
     if service_s is None or service_s <= 0.0:
         return None
     needed = workers_for_wait(
-        rate_per_s, service_s, policy.target_p99_s, limit=max(policy.max, 1) + 1
+        rate_per_s, service_s, policy.target_p99_s * WAIT_HEADROOM, limit=max(policy.max, 1) + 1
     )
     if headroom:
         load = rate_per_s * service_s
