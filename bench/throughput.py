@@ -181,7 +181,8 @@ def report(results: dict[str, list[float]], jobs: int, repeats: int) -> str:
         ),
     ]
     lines = [
-        f"{jobs} no-op jobs per measurement, median of {repeats} repeats, {WORKERS} consumer processes.",
+        f"{jobs} no-op jobs per measurement, median of {repeats} repeats, "
+        f"{WORKERS} consumer processes.",
         "",
         "| measurement | jobs/s | ratio | target |",
         "| --- | ---: | ---: | --- |",

@@ -1,0 +1,96 @@
+"""`fleetscale simulate`: replay a load trace against a scaling policy in the simulator."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from fleetscale.cli.root import main
+from fleetscale.config import parse_duration
+from fleetscale.errors import ConfigurationError
+from fleetscale.exitcode import ExitCode
+from fleetscale.sim.engine import SimConfig
+from fleetscale.sim.pool import StartUp
+from fleetscale.sim.scaler import POLICIES
+from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
+from fleetscale.sim.trace import SHIPPED, load_trace
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ConfigurationError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+
+@main.command("simulate")
+@click.option("--trace", "trace_name", required=True, help=f"{', '.join(SHIPPED)}, or a CSV path.")
+@click.option("--policy", "policy_name", default="default", show_default=True,
+              type=click.Choice(POLICIES), help="Scaler to run.")  # fmt: skip
+@click.option("--plot", "plot_path", default=None, help="Write a PNG here (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--target-p99", default="500ms", show_default=True, callback=_duration)
+@click.option("--service-time", default=None, callback=_duration,
+              help="Mean run time [trace's, else 200ms].")  # fmt: skip
+@click.option("--service-cv", type=float, default=None,
+              help="Run-time cv; lognormal when > 0, constant at 0 [trace's, else 1].")  # fmt: skip
+@click.option("--startup", default="1s", show_default=True, callback=_duration,
+              help="Cold start-up of a worker.")  # fmt: skip
+@click.option("--period", default="1s", show_default=True, callback=_duration,
+              help="Decision period of the default policy.")  # fmt: skip
+@click.option("--min", "min_workers", type=int, default=0, show_default=True)
+@click.option("--max", "max_workers", type=int, default=None,
+              help="Most workers [all hosts' capacity, 512].")  # fmt: skip
+@click.option("--seed", type=int, default=1, show_default=True)
+def simulate(
+    *,
+    trace_name: str,
+    policy_name: str,
+    plot_path: str | None,
+    as_json: bool,
+    target_p99: float,
+    service_time: float | None,
+    service_cv: float | None,
+    startup: float,
+    period: float,
+    min_workers: int,
+    max_workers: int | None,
+    seed: int,
+) -> None:
+    """Replay a load trace against a scaling policy and judge it.
+
+    \b
+    Example:
+      fleetscale simulate --trace step --policy default --plot step.png
+      fleetscale simulate --trace my_load.csv --policy hpa --json
+    """
+    try:
+        trace = load_trace(trace_name)
+        settings = {"target_p99_s": str(target_p99), "min": str(min_workers)}
+        if max_workers is not None:
+            settings["max"] = str(max_workers)
+        policy = sim_policy(**settings)
+        service = trace_service(trace, service_time, service_cv)
+        if period <= 0:
+            raise ConfigurationError(f"--period {period} must be > 0, e.g. 1s")
+        config = SimConfig(
+            target_p99_s=target_p99, period_s=period, startup=StartUp(cold_s=startup), seed=seed
+        )
+        outcome = run_scenario(trace, policy_name, policy=policy, service=service, config=config)
+        if plot_path:
+            from fleetscale.sim.plot import plot_outcome  # noqa: PLC0415 - optional extra
+
+            plot_outcome(outcome, plot_path, target_p99)
+    except ConfigurationError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(ExitCode.USAGE)
+    summary = outcome.summary.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")

@@ -1,0 +1,307 @@
+"""The values `decide` consumes and returns: Observation, Policy, State, Decision.
+
+Import them from `fleetscale.controller.policy`, which re-exports every name here. All are
+frozen slotted dataclasses; seconds at every boundary, units in the names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from fleetscale.config import parse_duration
+from fleetscale.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One registered host as the leader sees it this tick.
+
+    Attributes:
+        host: the host's name (its controller's identity).
+        capacity: the most workers the host may run (registered by its controller).
+        running: live worker processes on the host that are not stopping
+            (`ready + starting`).
+        ready: workers that have registered and are taking jobs.
+        starting: workers started but not ready yet.
+    """
+
+    host: str
+    capacity: int
+    running: int
+    ready: int
+    starting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The fleet signals the leader reads each tick; None means unknown.
+
+    Attributes:
+        wait_p50_s: median queue wait over the sliding telemetry window, seconds.
+        wait_p99_s: 99th-percentile queue wait over that window, seconds (from the
+            merged, weighted, 1-in-N sampled histograms of every worker).
+        head_of_line_age_s: age of the oldest undelivered entry, seconds (0 when
+            nothing is waiting). Read live from the stream.
+        backlog: jobs waiting plus jobs delivered but not acknowledged (lag + pending).
+        arrival_rate_per_s: jobs added per second, from `entries-added` samples.
+        service_time_s: mean run time per job over the window, seconds.
+        busy_fraction: share of worker time spent running jobs, 0..1.
+        telemetry_age_s: age of the newest telemetry window read, seconds; telemetry
+            older than the policy's `max_signal_age_s` (or of unknown age) is ignored.
+        hosts: every registered host.
+    """
+
+    wait_p50_s: float | None = None
+    wait_p99_s: float | None = None
+    head_of_line_age_s: float | None = None
+    backlog: int | None = None
+    arrival_rate_per_s: float | None = None
+    service_time_s: float | None = None
+    busy_fraction: float | None = None
+    telemetry_age_s: float | None = None
+    hosts: tuple[HostView, ...] = ()
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+_ALIASES = {
+    "target_p99": "target_p99_s",
+    "stabilisation": "scale_down_stabilisation_s",
+    "stabilisation_s": "scale_down_stabilisation_s",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A fleet's scaling policy; validated, versioned and hot-reloaded by the controller.
+
+    Attributes:
+        target_p99_s: the SLO: 99th-percentile queue wait, seconds.
+        min: the fewest workers (0 lets an idle fleet scale to zero).
+        max: the most workers.
+        tolerance: relative band (0.1 = 10 %) inside which the capacity model's
+            recommendation does not move the fleet, and by which a wait must exceed the
+            target to count as a breach.
+        target_utilisation: the capacity model provisions arrival rate × service time
+            ÷ this, and at least the Erlang-C workers for the p99 target.
+        scale_up_step_workers: growth allowed per period regardless of size, workers.
+        scale_up_step_ratio: growth allowed per period as a multiple of the smallest
+            size in the period (10 = ×10).
+        scale_up_period_s: the window of the scale-up limit, seconds.
+        scale_down_step_ratio: the share of the largest size in the period that may be
+            removed per period (0.5 = half).
+        scale_down_period_s: the window of the scale-down limit, seconds.
+        scale_down_stabilisation_s: scale-down goes no lower than the highest
+            recommendation within this window, seconds.
+        scale_up_stabilisation_s: a capacity scale-up goes no higher than the lowest
+            recommendation within this window, seconds (urgent scale-ups skip it).
+        startup_grace_s: after a scale-up, measured waits do not compound further
+            scale-ups for this long (new workers are starting and p99 lags), seconds.
+        change_budget: the most non-urgent size changes per budget window; urgent
+            scale-ups (breach, backlog, from zero) always pass.
+        change_budget_window_s: the window of the change budget, seconds.
+        max_signal_age_s: telemetry older than this is unknown, seconds.
+        rate_smoothing_s: time constant of the EWMA on arrival rate and service time
+            used for sizing, seconds.
+    """
+
+    target_p99_s: float = 0.5
+    min: int = 0
+    max: int = 64
+    tolerance: float = 0.1
+    target_utilisation: float = 0.85
+    scale_up_step_workers: int = 4
+    scale_up_step_ratio: float = 10.0
+    scale_up_period_s: float = 10.0
+    scale_down_step_ratio: float = 0.5
+    scale_down_period_s: float = 2.0
+    scale_down_stabilisation_s: float = 15.0
+    scale_up_stabilisation_s: float = 10.0
+    startup_grace_s: float = 10.0
+    change_budget: int = 60
+    change_budget_window_s: float = 600.0
+    max_signal_age_s: float = 10.0
+    rate_smoothing_s: float = 5.0
+
+    def validate(self) -> Policy:
+        """Check every field; return self so calls chain. Raises ConfigurationError."""
+        _require(self.target_p99_s > 0, f"target_p99_s={self.target_p99_s} must be > 0, e.g. 500ms")
+        _require(
+            0 <= self.min <= self.max,
+            f"min={self.min} max={self.max}: need 0 ≤ min ≤ max, e.g. min=0 max=32",
+        )
+        _require(
+            0 <= self.tolerance < 1,
+            f"tolerance={self.tolerance} must be a fraction in [0, 1), e.g. 0.1",
+        )
+        _require(
+            0 < self.target_utilisation <= 1,
+            f"target_utilisation={self.target_utilisation} must be in (0, 1], e.g. 0.85",
+        )
+        _require(
+            self.scale_up_step_workers >= 1 and self.scale_up_step_ratio >= 1,
+            "scale_up_step_workers must be ≥ 1 and scale_up_step_ratio ≥ 1, e.g. 4 and 2",
+        )
+        _require(
+            0 < self.scale_down_step_ratio <= 1,
+            f"scale_down_step_ratio={self.scale_down_step_ratio} must be in (0, 1], e.g. 0.5",
+        )
+        self._validate_durations()
+        _require(self.change_budget >= 1, f"change_budget={self.change_budget} must be ≥ 1")
+        return self
+
+    def _validate_durations(self) -> None:
+        for name in ("scale_up_period_s", "scale_down_period_s", "change_budget_window_s"):
+            _require(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be > 0, e.g. 10s")
+        _require(
+            self.max_signal_age_s > 0,
+            f"max_signal_age_s={self.max_signal_age_s} must be > 0, e.g. 10s",
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> Policy:
+        """Build a validated policy from `KEY=VALUE` strings over the defaults."""
+        return cls().with_updates(**settings)
+
+    def with_updates(self, **settings: str) -> Policy:
+        """Return a validated copy with fields replaced from strings.
+
+        Keys are field names; `target_p99` is an alias of `target_p99_s`, and any
+        `_s` field may be given without its suffix. Durations accept `500ms`, `2s`, `1m`
+        or plain seconds. Raises ConfigurationError naming an unknown key or bad value.
+        """
+        changes: dict[str, Any] = {}
+        for key, text in settings.items():
+            name = _field_name(key)
+            changes[name] = _parse_value(name, text)
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return every field by name (the form stored in Redis and shown by `policy show`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Policy)}
+
+
+def _field_name(key: str) -> str:
+    name = _ALIASES.get(key.strip(), key.strip())
+    if name not in _FIELD_TYPES and f"{name}_s" in _FIELD_TYPES:
+        name = f"{name}_s"
+    if name not in _FIELD_TYPES:
+        known = ", ".join(sorted(_FIELD_TYPES))
+        raise ConfigurationError(f"unknown policy key {key!r}: use one of {known}")
+    return name
+
+
+def _parse_value(name: str, text: str | float | int) -> float | int:
+    if name.endswith("_s"):
+        return parse_duration(text)
+    try:
+        if _FIELD_TYPES[name] in ("int", int):
+            return int(str(text))
+        return float(str(text))
+    except ValueError:
+        kind = "an integer" if _FIELD_TYPES[name] in ("int", int) else "a number"
+        raise ConfigurationError(f"bad policy value {name}={text!r}: use {kind}") from None
+
+
+class Reason(Enum):
+    """Why the decision came out as it did (the last step that shaped it)."""
+
+    SCALE_FROM_ZERO = "scale_from_zero"
+    SLO_BREACH = "slo_breach"
+    BACKLOG = "backlog"
+    CAPACITY_UP = "capacity_up"
+    CAPACITY_DOWN = "capacity_down"
+    AT_TARGET = "at_target"
+    WITHIN_TOLERANCE = "within_tolerance"
+    WAIT_GUARD = "wait_guard"
+    STABILISING = "stabilising"
+    HOLD_UNKNOWN = "hold_unknown"
+    RATE_LIMITED = "rate_limited"
+    CHANGE_BUDGET = "change_budget"
+    CLAMPED_MIN = "clamped_min"
+    CLAMPED_MAX = "clamped_max"
+    HOST_CAPACITY = "host_capacity"
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What `decide` remembers between calls; pass the previous decision's `state` back.
+
+    Attributes:
+        desired: the last decided fleet size (None before the first decision).
+        quotas: the last per-host quotas, as sorted (host, workers) pairs.
+        rate_per_s: smoothed arrival rate, jobs per second.
+        service_s: smoothed mean service time, seconds.
+        smoothed_at_s: when the smoothed values were last updated (caller's clock).
+        recommendations: (time, workers) sizing recommendations within the
+            scale-down stabilisation window.
+        changes: (time, new size) of each size change within the longest limit window.
+        last_scale_up_s: when the fleet last grew.
+        correction: learned multiplier on the capacity model (≥ 1; see `decide`).
+    """
+
+    desired: int | None = None
+    quotas: tuple[tuple[str, int], ...] = ()
+    rate_per_s: float | None = None
+    service_s: float | None = None
+    smoothed_at_s: float | None = None
+    recommendations: tuple[tuple[float, int], ...] = ()
+    changes: tuple[tuple[float, int], ...] = ()
+    last_scale_up_s: float | None = None
+    correction: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    """The numbers a decision was made from, for `explain` and the simulator.
+
+    Attributes:
+        current: the fleet size the decision started from, workers.
+        rate_per_s: the smoothed arrival rate used for sizing, jobs per second.
+        service_s: the smoothed service time used for sizing, seconds.
+        capacity_workers: the capacity model's size at the smoothed rate.
+        surge_workers: the capacity model's size at the higher of raw and smoothed rate.
+        drain_workers: extra workers to drain the queued backlog within the target.
+        wait_ratio: the worst of p99 wait and head-of-line age, over the target.
+        correction: the learned model correction in effect.
+        observation: the observation after staleness was applied.
+    """
+
+    current: int
+    rate_per_s: float | None
+    service_s: float | None
+    capacity_workers: int | None
+    surge_workers: int | None
+    drain_workers: int | None
+    wait_ratio: float | None
+    correction: float
+    observation: Observation
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one tick.
+
+    Attributes:
+        desired: the fleet size to converge to, workers.
+        quotas: host → workers; sums to `desired`, never above a host's capacity.
+        reason: the step that shaped the outcome.
+        inputs: what the decision was made from.
+        state: pass this to the next `decide` call.
+    """
+
+    desired: int
+    quotas: Mapping[str, int]
+    reason: Reason
+    inputs: DecisionInputs
+    state: State = field(default_factory=State)

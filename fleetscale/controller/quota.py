@@ -1,0 +1,64 @@
+"""Per-host worker quotas: split a fleet size across hosts by their registered capacity.
+
+The split is sticky. It starts from the previous quotas (clamped to each host's current
+capacity, hosts that left dropped) and moves only the difference: growth goes one worker
+at a time to the host that would be least full, shrinkage comes one at a time from the
+most full host. Hosts whose quota does not need to change keep it, so a fleet that grows
+by one worker starts exactly one process somewhere, and nothing churns. Ties go to the
+host name that sorts first, so the answer is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+
+
+def assign_quotas(
+    desired: int, capacities: Mapping[str, int], previous: Mapping[str, int]
+) -> dict[str, int]:
+    """Return quotas per host that sum to min(desired, total capacity).
+
+    Args:
+        desired: the fleet size to place, workers (≥ 0).
+        capacities: host → the most workers it may run.
+        previous: host → its previous quota (missing hosts count as 0).
+
+    Returns:
+        host → quota for every host in `capacities`; no quota exceeds its capacity.
+    """
+    quotas = {
+        host: max(0, min(previous.get(host, 0), capacity)) for host, capacity in capacities.items()
+    }
+    total = min(max(desired, 0), sum(max(c, 0) for c in capacities.values()))
+    difference = total - sum(quotas.values())
+    if difference > 0:
+        _grow(quotas, capacities, difference)
+    elif difference < 0:
+        _shrink(quotas, capacities, -difference)
+    return quotas
+
+
+def _grow(quotas: dict[str, int], capacities: Mapping[str, int], count: int) -> None:
+    heap = [
+        ((quotas[host] + 1) / capacity, host)
+        for host, capacity in capacities.items()
+        if quotas[host] < capacity
+    ]
+    heapq.heapify(heap)
+    for _ in range(count):
+        _, host = heapq.heappop(heap)
+        quotas[host] += 1
+        capacity = capacities[host]
+        if quotas[host] < capacity:
+            heapq.heappush(heap, ((quotas[host] + 1) / capacity, host))
+
+
+def _shrink(quotas: dict[str, int], capacities: Mapping[str, int], count: int) -> None:
+    heap = [(-quotas[host] / capacities[host], host) for host in quotas if quotas[host] > 0]
+    heapq.heapify(heap)
+    for _ in range(count):
+        _, host = heapq.heappop(heap)
+        quotas[host] -= 1
+        if quotas[host] > 0:
+            heapq.heappush(heap, (-quotas[host] / capacities[host], host))

@@ -1,0 +1,247 @@
+"""The discrete-event core: one FIFO stream, a fleet of workers, a scaler, a clock.
+
+Jobs are served in arrival order by whichever worker frees first (a heap of worker free
+times), which is exactly FIFO dispatch from a Redis consumer group with prefetch 1. The
+engine advances in ticks of min(period, 1 s): before each tick it starts every job that
+can start by then, so what the scaler observes at a tick is the state at that instant;
+then the scaler decides (every `period_s`) and the pool converges to the new quotas.
+Jobs that cannot start before the next tick wait for it, because the fleet may change.
+
+Deterministic for a seed: arrivals, run times and worker flush phases come from
+separate seeded generators.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fleetscale.controller.policy import Observation
+from fleetscale.controller.quota import assign_quotas
+from fleetscale.sim.pool import StartUp, WorkerPool
+from fleetscale.sim.service import ServiceTime
+from fleetscale.sim.telemetry import Telemetry
+from fleetscale.sim.trace import Trace
+
+DEFAULT_HOSTS = tuple((f"host-{i}", 64) for i in range(8))
+"""Eight hosts of 64 workers each."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """How a simulation runs.
+
+    Attributes:
+        target_p99_s: the wait target the run is judged against, seconds.
+        period_s: the default policy's decision period, seconds (baselines keep theirs).
+        startup: worker start-up model.
+        hosts: (host, capacity) of every host.
+        seed: seeds arrivals, run times and flush phases.
+        signal_window_s: complete 1 s telemetry windows merged for wait quantiles.
+        rate_window_s: span of the `entries-added` samples behind the arrival rate, s.
+        samples_per_worker_s: the sampled waits each worker aims to record per second.
+    """
+
+    target_p99_s: float = 0.5
+    period_s: float = 1.0
+    startup: StartUp = field(default_factory=StartUp)
+    hosts: tuple[tuple[str, int], ...] = DEFAULT_HOSTS
+    seed: int = 1
+    signal_window_s: int = 5
+    rate_window_s: float = 2.0
+    samples_per_worker_s: float = 200.0
+
+
+class Scaler(Protocol):
+    """A scaling policy under test: reads an observation, returns a fleet size."""
+
+    name: str
+    period_s: float
+
+    def desired(self, observation: Observation, now_s: float) -> int:
+        """Return the fleet size wanted at `now_s`, workers."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Second:
+    """One row of the per-second timeline (state at the end of second `t_s`)."""
+
+    t_s: float
+    rate_per_s: float
+    arrivals: int
+    desired: int
+    ready: int
+    starting: int
+    draining: int
+    backlog: int
+    observed_p99_s: float | None
+
+
+@dataclass(slots=True)
+class Run:
+    """The raw outcome of one simulation, summarised by `fleetscale.sim.report`."""
+
+    trace: Trace
+    scaler: str
+    arrivals_s: list[float]
+    waits_s: list[float]
+    timeline: list[Second]
+    changes: list[tuple[float, int]]
+    worker_seconds: float
+
+
+class _Engine:
+    """The state of one run; `simulate` drives it."""
+
+    def __init__(self, trace: Trace, service: ServiceTime, config: SimConfig) -> None:
+        seed = config.seed
+        self.config = config
+        self.arrivals = trace.arrival_times(random.Random(f"{seed}:arrivals"))
+        draw = service.draw(random.Random(f"{seed}:service"))
+        self.services = [draw() for _ in self.arrivals]
+        self.waits = [math.nan] * len(self.arrivals)
+        self.pool = WorkerPool(config.hosts, config.startup, seed)
+        self.telemetry = Telemetry(config.samples_per_worker_s)
+        self.record_wait = self.telemetry.wait_recorder()
+        self.inflight: list[float] = []
+        self.next_job = 0
+        self.counter = 0
+        self.started = 0
+        self.last_live_s: float | None = None
+        self.quotas: dict[str, int] = {}
+
+    def serve(self, until_s: float) -> None:
+        """Start, in arrival order, every job that can start by `until_s`."""
+        arrivals, services, waits = self.arrivals, self.services, self.waits
+        pool = self.pool
+        heap, stopping, busy_until, phase = pool.heap, pool.stopping, pool.busy_until, pool.phase
+        inflight, record_wait = self.inflight, self.record_wait
+        record_run, every = self.telemetry.record_run, self.telemetry.every
+        job, count, counter = self.next_job, len(arrivals), self.counter
+        while job < count:
+            arrival = arrivals[job]
+            if arrival > until_s:
+                break
+            while heap and stopping[heap[0][1]]:
+                heapq.heappop(heap)
+            if not heap or max(arrival, heap[0][0]) > until_s:
+                break
+            free_s, worker = heap[0]
+            start_s = arrival if arrival > free_s else free_s
+            finish_s = start_s + services[job]
+            heapq.heapreplace(heap, (finish_s, worker))
+            busy_until[worker] = finish_s
+            heapq.heappush(inflight, finish_s)
+            waits[job] = start_s - arrival
+            counter += 1
+            if counter >= every:
+                counter = 0
+                record_wait(int(start_s + phase[worker]), start_s - arrival)
+            record_run(int(finish_s + phase[worker]), services[job])
+            job += 1
+        self.started += job - self.next_job
+        self.next_job, self.counter = job, counter
+
+    def observe(self, now_s: float) -> Observation:
+        """What the leader reads at `now_s` (see `fleetscale.sim.telemetry`)."""
+        config, arrivals = self.config, self.arrivals
+        arrived = bisect.bisect_right(arrivals, now_s)
+        while self.inflight and self.inflight[0] <= now_s:
+            heapq.heappop(self.inflight)
+        waiting = arrived - self.next_job
+        span_s = min(config.rate_window_s, now_s)
+        rate = None
+        if span_s > 0:
+            rate = (arrived - bisect.bisect_right(arrivals, now_s - span_s)) / span_s
+        views = self.pool.views(now_s)
+        ready = sum(view.ready for view in views)
+        p50, p99, service_s, busy = self.telemetry.read(now_s, config.signal_window_s, ready)
+        if self.pool.live_count():
+            self.last_live_s = now_s
+        age_s = None
+        if self.last_live_s is not None:
+            age_s = max(now_s - math.floor(now_s), now_s - self.last_live_s)
+        return Observation(
+            wait_p50_s=p50,
+            wait_p99_s=p99,
+            head_of_line_age_s=now_s - arrivals[self.next_job] if waiting > 0 else 0.0,
+            backlog=waiting + len(self.inflight),
+            arrival_rate_per_s=rate,
+            service_time_s=service_s,
+            busy_fraction=busy,
+            telemetry_age_s=age_s,
+            hosts=views,
+        )
+
+    def act(self, desired: int, now_s: float) -> None:
+        """Split `desired` into host quotas and let the pool converge to them."""
+        capacities = dict(self.config.hosts)
+        self.quotas = assign_quotas(desired, capacities, self.quotas)
+        self.pool.apply(self.quotas, now_s)
+
+    def finish(self, end_s: float) -> None:
+        """Serve what is left with the final fleet; jobs never started wait until `end_s`."""
+        self.serve(math.inf)
+        for job in range(self.next_job, len(self.arrivals)):
+            self.waits[job] = max(0.0, end_s - self.arrivals[job])
+
+
+def simulate(trace: Trace, scaler: Scaler, service: ServiceTime, config: SimConfig) -> Run:
+    """Replay `trace` against `scaler`; return the raw run (see `report.summarise`)."""
+    engine = _Engine(trace, service, config)
+    step_s = min(scaler.period_s, 1.0)
+    decide_every = max(1, round(scaler.period_s / step_s))
+    timeline: list[Second] = []
+    changes: list[tuple[float, int]] = []
+    desired, observed_p99, last_second_started = 0, None, 0
+    for tick in range(math.floor(trace.duration_s / step_s) + 1):
+        now_s = tick * step_s
+        engine.serve(now_s)
+        if tick % decide_every == 0:
+            observation = engine.observe(now_s)
+            observed_p99 = observation.wait_p99_s
+            wanted = scaler.desired(observation, now_s)
+            if wanted != desired:
+                changes.append((now_s, wanted))
+            desired = wanted
+            engine.act(desired, now_s)
+        if abs(now_s - round(now_s)) < 1e-9 and now_s > 0:
+            ready = sum(view.ready for view in engine.pool.views(now_s))
+            engine.telemetry.adapt((engine.started - last_second_started) / max(1, ready))
+            last_second_started = engine.started
+            timeline.append(_second(engine, trace, now_s, desired, observed_p99))
+    engine.finish(trace.duration_s)
+    worker_seconds = engine.pool.worker_seconds(trace.duration_s)
+    return Run(
+        trace,
+        scaler.name,
+        engine.arrivals,
+        engine.waits,
+        timeline,
+        changes,
+        worker_seconds,
+    )
+
+
+def _second(
+    engine: _Engine, trace: Trace, now_s: float, desired: int, observed_p99: float | None
+) -> Second:
+    views = engine.pool.views(now_s)
+    arrivals = engine.arrivals
+    arrived = bisect.bisect_right(arrivals, now_s)
+    return Second(
+        t_s=now_s,
+        rate_per_s=trace.rate_at(now_s - 1.0),
+        arrivals=arrived - bisect.bisect_right(arrivals, now_s - 1.0),
+        desired=desired,
+        ready=sum(view.ready for view in views),
+        starting=sum(view.starting for view in views),
+        draining=engine.pool.draining(now_s),
+        backlog=arrived - engine.next_job + len(engine.inflight),
+        observed_p99_s=observed_p99,
+    )

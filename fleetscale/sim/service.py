@@ -1,0 +1,81 @@
+"""Service-time (job run time) distributions for the simulator.
+
+Each is described by its mean and coefficient of variation (cv = std ÷ mean), which is
+what the capacity model and the oracle read; `draw` makes a sampler bound to a
+`random.Random`, so a seed fixes every run time.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fleetscale.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTime:
+    """A run-time distribution.
+
+    Attributes:
+        kind: `constant`, `exponential`, `lognormal` or `empirical`.
+        mean_s: mean run time, seconds.
+        cv: coefficient of variation (0 constant, 1 exponential).
+        samples_s: the run times an `empirical` distribution draws from, seconds.
+    """
+
+    kind: str
+    mean_s: float
+    cv: float
+    samples_s: tuple[float, ...] = ()
+
+    def draw(self, rng: random.Random) -> Callable[[], float]:
+        """Return a function that draws one run time in seconds from `rng`."""
+        if self.kind == "constant":
+            mean = self.mean_s
+            return lambda: mean
+        if self.kind == "exponential":
+            rate = 1.0 / self.mean_s
+            return lambda: rng.expovariate(rate)
+        if self.kind == "empirical":
+            samples = self.samples_s
+            return lambda: rng.choice(samples)
+        sigma = math.sqrt(math.log1p(self.cv * self.cv))
+        mu = math.log(self.mean_s) - sigma * sigma / 2.0
+        return lambda: rng.lognormvariate(mu, sigma)
+
+    def describe(self) -> str:
+        """A short label, e.g. `lognormal(mean=0.2s, cv=1)`."""
+        return f"{self.kind}(mean={self.mean_s:g}s, cv={self.cv:g})"
+
+
+def service_time(mean_s: float, cv: float) -> ServiceTime:
+    """Return the CLI's distribution: constant when cv is 0, else lognormal.
+
+    Raises:
+        ConfigurationError: for a mean ≤ 0 or a negative cv.
+    """
+    if not mean_s > 0:
+        raise ConfigurationError(f"service time {mean_s} must be > 0, e.g. 200ms")
+    if cv < 0:
+        raise ConfigurationError(f"service cv {cv} must be ≥ 0 (0 = constant, 1 ≈ exponential)")
+    if cv == 0:
+        return ServiceTime("constant", mean_s, 0.0)
+    return ServiceTime("lognormal", mean_s, cv)
+
+
+def exponential(mean_s: float) -> ServiceTime:
+    """Exponential run times of the given mean (the M in M/M/c)."""
+    return ServiceTime("exponential", mean_s, 1.0)
+
+
+def empirical(samples_s: Sequence[float]) -> ServiceTime:
+    """Run times drawn uniformly from measured samples (seconds, at least one)."""
+    if not samples_s or min(samples_s) < 0:
+        raise ConfigurationError("empirical service times need at least one sample ≥ 0")
+    mean = sum(samples_s) / len(samples_s)
+    variance = sum((s - mean) ** 2 for s in samples_s) / len(samples_s)
+    cv = math.sqrt(variance) / mean if mean > 0 else 0.0
+    return ServiceTime("empirical", mean, cv, tuple(samples_s))
