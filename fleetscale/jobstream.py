@@ -53,11 +53,15 @@ class Settlement:
     """A worker's finished entries, written back in one `settle` call.
 
     Attributes:
+        held_since_s: when (monotonic s) the oldest of these entries was requested
+            from Redis: it bounds their idle time, which decides if another worker
+            could have claimed them.
         acks: entries done (success).
         retries: `(entry id, delay ms, msgpack job)` to run again after the delay.
         dead: entries to dead-letter.
     """
 
+    held_since_s: float = 0.0
     acks: list[EntryId] = field(default_factory=list)
     retries: list[tuple[EntryId, int, bytes]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -171,16 +175,19 @@ class JobStream:
         ]
         return Reclaimed(next_cursor, deliveries, list(deleted))
 
-    def settle(self, consumer: str, settlement: Settlement) -> list[EntryId]:
+    def settle(
+        self, consumer: str, settlement: Settlement, *, check_owner: bool = True
+    ) -> list[EntryId]:
         """Ack, schedule retries and dead-letter, for entries `consumer` still owns.
 
         Returns the entry ids it no longer owned (claimed by another worker meanwhile);
-        nothing was done to those.
+        nothing was done to those. `check_owner=False` skips the check, for entries held
+        for less than the idle time after which another worker may claim them.
         """
         ids = settlement.entry_ids()
         if not ids:
             return []
-        args: list[EncodableT] = [GROUP, consumer]
+        args: list[EncodableT] = [GROUP, consumer, int(check_owner)]
         args += [len(settlement.acks), *settlement.acks, len(settlement.retries)]
         for entry_id, delay_ms, payload in settlement.retries:
             args += [entry_id, delay_ms, payload]

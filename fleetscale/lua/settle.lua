@@ -1,27 +1,33 @@
--- Settle a worker's finished jobs in one call, but only entries it still owns:
--- XACK does no owner check, and a paused worker must not ack an entry that another
--- worker has since claimed (REDIS-FACTS).
+-- Settle a worker's finished jobs in one call: ack, schedule retries, dead-letter.
+-- XACK does no owner check, and a worker paused past min_idle must not ack an entry
+-- that another worker has since claimed (REDIS-FACTS). The worker asks for the check
+-- (ARGV[3] = 1) whenever it has held the entries long enough for a claim to be
+-- possible; otherwise no other consumer can own them and the check is skipped.
 -- KEYS[1] jobs stream, KEYS[2] delayed zset, KEYS[3] dead-letter stream
--- ARGV[1] group, ARGV[2] consumer, then ARGV[3] = number of acks, the acked ids; then the number of retries and, per retry,
--- id, delay ms, msgpack job; then the number of dead letters and, per dead letter,
--- id, raw job, reason, traceback, attempts, job id, task.
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] check ownership (1/0), then the number of
+-- acks and the acked ids; then the number of retries and, per retry, id, delay ms,
+-- msgpack job; then the number of dead letters and, per dead letter, id, raw job,
+-- reason, traceback, attempts, job id, task.
 -- Returns the ids given that this consumer no longer owns (nothing was done to them).
--- A worker settles before it fetches again, so its whole pending list is about one
--- batch: reading all of it is cheaper than one XPENDING per entry.
-local owned = {}
-local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000, ARGV[2])
-for _, p in ipairs(mine) do owned[p[1]] = true end
+local owned = nil
+if ARGV[3] == '1' then
+  -- A worker settles before it fetches again, so its whole pending list is about one
+  -- batch: reading all of it is cheaper than one XPENDING per entry.
+  owned = {}
+  local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000, ARGV[2])
+  for _, p in ipairs(mine) do owned[p[1]] = true end
+end
 
 local lost = {}
 local function own(id)
-  if owned[id] then return true end
+  if owned == nil or owned[id] then return true end
   table.insert(lost, id)
   return false
 end
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local a = 3
+local a = 4
 local acks = {}
 for i = 1, tonumber(ARGV[a]) do
   if own(ARGV[a + i]) then table.insert(acks, ARGV[a + i]) end

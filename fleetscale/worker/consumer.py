@@ -35,7 +35,7 @@ log = logging.getLogger("fleetscale.worker")
 
 SETTLE_EVERY_S = 0.05
 """Longest a finished job waits for its batch's ack, seconds."""
-ADAPT_EVERY_S = 0.25
+ADAPT_EVERY_S = 0.1
 """How often the adaptive sampler retunes N from the job rate, seconds."""
 RUN_TIME_SMOOTHING = 0.1
 """EWMA weight of the newest run time in the batch-size estimate."""
@@ -167,6 +167,7 @@ class Consumer:
 
     def _next_deliveries(self) -> list[Delivery]:
         now = self.monotonic()
+        self._unsettled.held_since_s = now
         if now >= self._next_reclaim_s:
             self._next_reclaim_s = now + self.settings.reclaim_every_s
             reclaimed = self._reclaim()
@@ -313,8 +314,13 @@ class Consumer:
         settlement = self._unsettled
         if not settlement:
             return
-        lost = self.stream.settle(self.worker_id, settlement)
-        self._unsettled = Settlement()
+        # Another worker can claim an entry only once it has been idle for its
+        # min_idle; until half of ours has passed since the fetch was sent, the
+        # entries are certainly still ours (a paused process counts the pause too).
+        held_s = self.monotonic() - settlement.held_since_s
+        check = held_s >= self.settings.min_idle_s / 2
+        lost = self.stream.settle(self.worker_id, settlement, check_owner=check)
+        self._unsettled = Settlement(held_since_s=settlement.held_since_s)
         self.stats.lost += len(set(lost) - self.lost)
         self._forget(settlement.entry_ids())
         if lost:

@@ -179,15 +179,18 @@ def test_a_worker_does_not_ack_an_entry_another_worker_claimed_meanwhile(
 
     @app.task
     def slow() -> None:
-        # While this runs, another consumer takes the entry over (as if this worker
-        # had been paused past min_idle).
+        # While this runs past min_idle, another consumer takes the entry over (as
+        # if this worker had been paused and its entry reclaimed).
         pending = client.xpending_range(keys.jobs, GROUP, "-", "+", 1)
         client.xclaim(keys.jobs, GROUP, "other", 0, [pending[0]["message_id"]])
+        time.sleep(0.3)
 
     Producer(fleet, redis_settings.url).submit("slow")
-    consumer = run_burst(app, redis_settings)
-    assert consumer.stats.lost == 1
-    (entry,) = client.xpending_range(keys.jobs, GROUP, "-", "+", 10)
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.4, reclaim_every_s=60)
+    with worker_thread(app, redis_settings, settings) as worker:
+        wait_until(lambda: worker.consumer.stats.done == 1, timeout_s=10, what="the job to end")
+        (entry,) = client.xpending_range(keys.jobs, GROUP, "-", "+", 10)
+    assert worker.consumer.stats.lost == 1
     assert entry["consumer"] == b"other", "the entry stays pending for its new owner"
 
 
