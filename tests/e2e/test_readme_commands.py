@@ -32,7 +32,7 @@ def fresh_clone(tmp_path: Path) -> Path:
 
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=900
+        ["bash", "-c", command], check=False, cwd=cwd, capture_output=True, text=True, timeout=900
     )
 
 
