@@ -26,6 +26,21 @@ Redis Cluster slot, so scripts may touch several of its keys at once.
   `<ms>:<count>`, score Redis ms. Pruned after `ARRIVAL_HISTORY_S`; the key expires too.
 - `fs:{F}:lost` (stream): entries found deleted while still pending (XAUTOCLAIM's
   third reply). Capped at about 10 000 entries.
+- `fs:{F}:hosts` (sorted set): host id → heartbeat expiry (Redis ms) of each host's
+  controller. Members pruned by the leader a minute after they expire.
+- `fs:{F}:host:<id>` (hash): a host's capacity, worker counts, quota, errors. Expires
+  after the controller's heartbeat TTL.
+- `fs:{F}:leader` (string): the leading controller's host id. Expires after the lease
+  TTL unless renewed.
+- `fs:{F}:fence` (string, counter): incremented at every change of leader; the
+  leader's fencing token. Never expires.
+- `fs:{F}:plan` (string, JSON): the leader's last decision: fencing token, desired
+  size, per-host quotas, reason, time, and the policy state. Written only with the
+  current token. Never expires (a stale plan is recognised by its time).
+- `fs:{F}:decisions` (stream): the last decisions with their inputs, for `explain`.
+  Capped at about 1 000 entries.
+- `fs:{F}:policy` (string, JSON): the fleet's scaling policy and its version. Never
+  expires.
 """
 
 from __future__ import annotations
@@ -119,6 +134,40 @@ class FleetKeys:
     def telemetry(self, window_start_s: int) -> str:
         """The telemetry hash of the window starting at `window_start_s` (Redis time)."""
         return f"{self.telemetry_prefix}{window_start_s}"
+
+    @property
+    def hosts(self) -> str:
+        """Live host registry."""
+        return self.prefix + "hosts"
+
+    def host(self, host_id: str) -> str:
+        """A host's info hash."""
+        return self.prefix + "host:" + host_id
+
+    @property
+    def leader(self) -> str:
+        """The leader lease."""
+        return self.prefix + "leader"
+
+    @property
+    def fence(self) -> str:
+        """The fencing-token counter."""
+        return self.prefix + "fence"
+
+    @property
+    def plan(self) -> str:
+        """The leader's current plan."""
+        return self.prefix + "plan"
+
+    @property
+    def decisions(self) -> str:
+        """The decision log."""
+        return self.prefix + "decisions"
+
+    @property
+    def policy(self) -> str:
+        """The stored scaling policy."""
+        return self.prefix + "policy"
 
     @property
     def flush_seq_prefix(self) -> str:

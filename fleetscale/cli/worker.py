@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -16,6 +17,8 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.config import WorkerSettings
+from fleetscale.errors import AppImportError
+from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.process import run_worker
 
 
@@ -53,6 +56,11 @@ from fleetscale.worker.process import run_worker
 )
 @click.option("--no-telemetry", is_flag=True, help="Do not record wait and run telemetry.")
 @click.option(
+    "--warm",
+    is_flag=True,
+    help="Start as a warm spare: connect and register, consume only after SIGUSR1.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Refuse to start on an unsafe Redis (no AOF, evicting maxmemory-policy).",
@@ -69,6 +77,7 @@ def worker_command(
     max_batch: int,
     prefetch_window: float,
     no_telemetry: bool,
+    warm: bool,
     strict: bool,
 ) -> None:
     """Run one worker process for APP (`module:attribute` naming a fleetscale App).
@@ -80,7 +89,6 @@ def worker_command(
     Example:
       fleetscale worker myproject.tasks:app --redis-url redis://localhost:6379/0
     """
-    app = load_app(app_path)
     settings = WorkerSettings(
         burst=burst,
         min_idle_s=min_idle,
@@ -90,4 +98,11 @@ def worker_command(
         telemetry=not no_telemetry,
         strict=strict,
     ).validate()
-    sys.exit(int(run_worker(app, redis_settings(redis_url), settings)))
+    lifeline = Lifeline.from_environ(os.environ)
+    try:
+        app = load_app(app_path)
+    except AppImportError as exc:
+        lifeline.report(f"error {exc}")
+        raise
+    code = run_worker(app, redis_settings(redis_url), settings, warm=warm, lifeline=lifeline)
+    sys.exit(int(code))

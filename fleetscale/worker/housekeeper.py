@@ -23,6 +23,7 @@ from fleetscale.registry import Registry
 from fleetscale.store import Client, redis_errors, redis_time_s
 from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher, WindowDelta, window_of
 from fleetscale.worker.consumer import Consumer
+from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.watchdog import Watchdog
 
 log = logging.getLogger("fleetscale.worker")
@@ -30,6 +31,7 @@ log = logging.getLogger("fleetscale.worker")
 WATCHDOG_EVERY_S = 0.1
 PROMOTE_EVERY_S = 0.5
 CALIBRATE_EVERY_S = 30.0
+LIFELINE_EVERY_S = 1.0
 
 
 class Housekeeper:
@@ -70,6 +72,8 @@ class Housekeeper:
         self.settings = settings
         self.info = dict(info)
         self.monotonic = monotonic
+        self.warm = False
+        self.lifeline = Lifeline()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleetscale-housekeeper")
         self._last_up = monotonic()
@@ -83,6 +87,7 @@ class Housekeeper:
                 "renew": settings.renew_every_s,
                 "promote": PROMOTE_EVERY_S,
                 "calibrate": CALIBRATE_EVERY_S,
+                "lifeline": LIFELINE_EVERY_S,
             },
         )
         self._duties: dict[str, Callable[[], None]] = {
@@ -92,6 +97,7 @@ class Housekeeper:
             "renew": self.renew,
             "promote": self.promote,
             "calibrate": self.calibrate,
+            "lifeline": self.check_parent,
         }
 
     def start(self) -> None:
@@ -135,7 +141,7 @@ class Housekeeper:
     def heartbeat(self) -> None:
         """Register as live, with current counters."""
         stats = self.consumer.stats
-        state = "draining" if self.consumer.draining else "running"
+        state = "draining" if self.consumer.draining else "warm" if self.warm else "running"
         fields = self.info | {
             "state": state,
             "done": stats.done,
@@ -163,6 +169,12 @@ class Housekeeper:
             # Some may have been settled by the main thread meanwhile; mark_lost
             # keeps only those still held.
             self.consumer.mark_lost(lost)
+
+    def check_parent(self) -> None:
+        """Drain when the controller that started this worker is gone."""
+        if not self.lifeline.parent_alive() and not self.consumer.draining:
+            log.warning("worker %s: its controller is gone; draining", self.consumer.worker_id)
+            self.consumer.drain()
 
     def promote(self) -> None:
         """Move due delayed jobs and retries into the stream."""

@@ -21,12 +21,7 @@ from types import FrameType
 from fleetscale.app import App
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.config import RedisSettings, WorkerSettings
-from fleetscale.errors import (
-    ConfigurationError,
-    FleetscaleError,
-    RedisAuthError,
-    RedisUnavailable,
-)
+from fleetscale.errors import ConfigurationError, FleetscaleError, RedisUnavailable
 from fleetscale.exitcode import ExitCode
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import FleetKeys
@@ -35,6 +30,7 @@ from fleetscale.store import connect, preflight, redis_errors, redis_time_s
 from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher
 from fleetscale.worker.consumer import Consumer
 from fleetscale.worker.housekeeper import Housekeeper
+from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.watchdog import Watchdog, in_main_thread
 
 log = logging.getLogger("fleetscale.worker")
@@ -121,16 +117,33 @@ def _report_preflight(warnings: tuple[str, ...], strict: bool) -> None:
         )
 
 
-def install_signal_handlers(consumer: Consumer) -> None:
-    """First SIGTERM/SIGINT drains; a second exits at once (main thread only)."""
+def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
+    """First SIGTERM/SIGINT drains; a second exits at once; SIGUSR1 wakes a warm
+    worker (main thread only)."""
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         if consumer.draining:
             os._exit(ExitCode.FAILURE)
         consumer.drain()
+        go.set()
+
+    def on_go(signum: int, frame: FrameType | None) -> None:
+        go.set()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, on_go)
+
+
+def wait_warm(parts: WorkerParts, go: threading.Event, lifeline: Lifeline) -> None:
+    """Stay imported, connected and registered, but take no job, until SIGUSR1."""
+    parts.housekeeper.warm = True
+    lifeline.report("warm")
+    while not go.wait(0.5):
+        if not lifeline.parent_alive():
+            parts.consumer.drain()
+            return
+    parts.housekeeper.warm = False
 
 
 def run_worker(
@@ -138,27 +151,38 @@ def run_worker(
     redis: RedisSettings,
     settings: WorkerSettings,
     *,
-    extra_info: Mapping[str, str] | None = None,
+    warm: bool = False,
+    lifeline: Lifeline | None = None,
 ) -> ExitCode:
     """Run a worker until drained (or, in burst mode, until the stream is empty).
 
+    Args:
+        warm: start as a warm spare: get ready, then wait for SIGUSR1 to consume.
+        lifeline: the link to a controller that started this worker, if any.
+
     Returns the process exit code; logs one line for each failure to start.
     """
+    lifeline = lifeline or Lifeline()
+    lifeline.die_with_parent()
     watchdog = None
     if in_main_thread():
         watchdog = Watchdog(threading.get_ident(), hard_exit=True, exit_code=ExitCode.FAILURE)
         watchdog.install()
+    extra_info = {"controller": str(lifeline.parent_pid)} if lifeline.parent_pid else {}
     try:
         parts = build_worker(app, redis, settings, extra_info=extra_info, watchdog=watchdog)
-    except RedisUnavailable as exc:
+    except FleetscaleError as exc:
         log.error("%s", exc)
-        return ExitCode.REDIS_UNREACHABLE
-    except (RedisAuthError, FleetscaleError) as exc:
-        log.error("%s", exc)
-        return ExitCode.USAGE
+        lifeline.report(f"error {exc}")
+        return ExitCode.REDIS_UNREACHABLE if isinstance(exc, RedisUnavailable) else ExitCode.USAGE
+    go = threading.Event()
     if in_main_thread():
-        install_signal_handlers(parts.consumer)
+        install_signal_handlers(parts.consumer, go)
+    parts.housekeeper.lifeline = lifeline
     parts.housekeeper.start()
+    if warm:
+        wait_warm(parts, go, lifeline)
+    lifeline.report("ready")
     log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
     try:
         parts.consumer.run()

@@ -1,0 +1,231 @@
+"""Prometheus metrics, behind a narrow `Recorder` protocol.
+
+The controller is the exporter (`--metrics-port`). Metrics live in a registry of their
+own, created when a `PrometheusRecorder` is built — never at import. Label values are
+bounded: reasons and directions are enums, outcomes a fixed set, hosts the fleet's.
+Names follow `fleetscale_<subsystem>_<name>_<unit>`; every one is listed in `METRICS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from fleetscale.fleetview import FleetView
+
+METRICS: dict[str, str] = {
+    "fleetscale_workers_desired": "Fleet size the leader decided, workers.",
+    "fleetscale_workers_recommended": "Fleet size the policy recommends (also when dry-run).",
+    "fleetscale_workers_running": "Worker processes on this host that are not stopping.",
+    "fleetscale_workers_ready": "Workers on this host taking jobs.",
+    "fleetscale_workers_starting": "Workers on this host started but not yet taking jobs.",
+    "fleetscale_workers_warm": "Warm spare workers on this host (ready, not consuming).",
+    "fleetscale_host_quota_workers": "This host's share of the fleet, workers.",
+    "fleetscale_host_capacity_workers": "The most workers this host may run.",
+    "fleetscale_queue_backlog_jobs": "Jobs queued or running (group lag + pending).",
+    "fleetscale_queue_head_of_line_age_seconds": "Age of the oldest job not yet delivered.",
+    "fleetscale_queue_arrival_rate_jobs_per_second": "Jobs added per second.",
+    "fleetscale_queue_wait_seconds": "Queue-wait quantiles over the controller's window.",
+    "fleetscale_controller_decisions_total": "Decisions taken by the leader, by reason.",
+    "fleetscale_controller_scale_events_total": "Changes of the desired size, by direction.",
+    "fleetscale_controller_leader": "1 while this controller leads the fleet.",
+    "fleetscale_supervisor_spawn_failures_total": "Workers that failed to start.",
+    "fleetscale_jobs_total": "Jobs finished fleet-wide, by outcome.",
+    "fleetscale_dead_letters_jobs": "Jobs in the dead-letter stream.",
+}
+WAIT_QUANTILES = ("0.5", "0.99")
+OUTCOMES = ("done", "failed")
+DIRECTIONS = ("up", "down")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalWorkers:
+    """This host's worker processes, as its supervisor counts them."""
+
+    running: int
+    ready: int
+    starting: int
+    warm: int
+
+
+class Recorder(Protocol):
+    """What the controller reports; a Prometheus and a null implementation exist."""
+
+    def fleet(self, view: FleetView, dead_letters: int) -> None:
+        """The fleet's signals this tick."""
+
+    def decision(self, desired: int, reason: str, previous: int | None) -> None:
+        """A decision of the leader (or of a dry-run controller)."""
+
+    def desired(self, workers: int) -> None:
+        """The fleet size of the plan this host follows."""
+
+    def recommended(self, workers: int) -> None:
+        """The size the policy recommends."""
+
+    def local(self, workers: LocalWorkers, quota: int | None, capacity: int) -> None:
+        """This host's workers, quota and capacity."""
+
+    def leader(self, leading: bool) -> None:
+        """Whether this controller leads."""
+
+    def spawn_failures(self, count: int) -> None:
+        """Workers that failed to start since the last call."""
+
+    def jobs(self, outcomes: Mapping[str, int]) -> None:
+        """Jobs finished fleet-wide since the last call, by outcome."""
+
+
+class NullRecorder:
+    """Records nothing (no `--metrics-port`)."""
+
+    def fleet(self, view: FleetView, dead_letters: int) -> None:
+        """Nothing."""
+
+    def decision(self, desired: int, reason: str, previous: int | None) -> None:
+        """Nothing."""
+
+    def desired(self, workers: int) -> None:
+        """Nothing."""
+
+    def recommended(self, workers: int) -> None:
+        """Nothing."""
+
+    def local(self, workers: LocalWorkers, quota: int | None, capacity: int) -> None:
+        """Nothing."""
+
+    def leader(self, leading: bool) -> None:
+        """Nothing."""
+
+    def spawn_failures(self, count: int) -> None:
+        """Nothing."""
+
+    def jobs(self, outcomes: Mapping[str, int]) -> None:
+        """Nothing."""
+
+
+class PrometheusRecorder:
+    """Prometheus metrics in a registry of their own.
+
+    Args:
+        host: this controller's host id (the value of the `host` label).
+    """
+
+    def __init__(self, host: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.host = host
+        r = self.registry
+        gauge = {n: Gauge(n, METRICS[n], registry=r) for n in _PLAIN_GAUGES}
+        self._gauges = gauge
+        self._host_gauges = {n: Gauge(n, METRICS[n], ["host"], registry=r) for n in _HOST_GAUGES}
+        self._wait = Gauge(
+            "fleetscale_queue_wait_seconds",
+            METRICS["fleetscale_queue_wait_seconds"],
+            ["quantile"],
+            registry=r,
+        )
+        self._decisions = Counter(
+            "fleetscale_controller_decisions",
+            METRICS["fleetscale_controller_decisions_total"],
+            ["reason"],
+            registry=r,
+        )
+        self._scales = Counter(
+            "fleetscale_controller_scale_events",
+            METRICS["fleetscale_controller_scale_events_total"],
+            ["direction"],
+            registry=r,
+        )
+        self._spawn_failures = Counter(
+            "fleetscale_supervisor_spawn_failures",
+            METRICS["fleetscale_supervisor_spawn_failures_total"],
+            ["host"],
+            registry=r,
+        )
+        self._jobs = Counter(
+            "fleetscale_jobs", METRICS["fleetscale_jobs_total"], ["outcome"], registry=r
+        )
+        for direction in DIRECTIONS:
+            self._scales.labels(direction)
+        for outcome in OUTCOMES:
+            self._jobs.labels(outcome)
+        self._spawn_failures.labels(host)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Serve `/metrics` on `port` from a daemon thread."""
+        start_http_server(port, addr=addr, registry=self.registry)
+
+    def fleet(self, view: FleetView, dead_letters: int) -> None:
+        """The fleet's signals this tick (unknown ones are left as they were)."""
+        g = self._gauges
+        if view.backlog is not None:
+            g["fleetscale_queue_backlog_jobs"].set(view.backlog)
+        g["fleetscale_queue_head_of_line_age_seconds"].set(view.head_of_line_age_s)
+        if view.arrival_rate_per_s is not None:
+            g["fleetscale_queue_arrival_rate_jobs_per_second"].set(view.arrival_rate_per_s)
+        for quantile, value in zip(WAIT_QUANTILES, (view.wait_p50_s, view.wait_p99_s), strict=True):
+            if value is not None:
+                self._wait.labels(quantile).set(value)
+        g["fleetscale_dead_letters_jobs"].set(dead_letters)
+
+    def decision(self, desired: int, reason: str, previous: int | None) -> None:
+        """A decision: its reason, and a scale event if the size changed."""
+        self._decisions.labels(reason).inc()
+        if previous is not None and desired != previous:
+            self._scales.labels("up" if desired > previous else "down").inc()
+
+    def desired(self, workers: int) -> None:
+        """The fleet size of the plan this host follows."""
+        self._gauges["fleetscale_workers_desired"].set(workers)
+
+    def recommended(self, workers: int) -> None:
+        """The size the policy recommends."""
+        self._gauges["fleetscale_workers_recommended"].set(workers)
+
+    def local(self, workers: LocalWorkers, quota: int | None, capacity: int) -> None:
+        """This host's workers, quota and capacity."""
+        h = self._host_gauges
+        h["fleetscale_workers_running"].labels(self.host).set(workers.running)
+        h["fleetscale_workers_ready"].labels(self.host).set(workers.ready)
+        h["fleetscale_workers_starting"].labels(self.host).set(workers.starting)
+        h["fleetscale_workers_warm"].labels(self.host).set(workers.warm)
+        h["fleetscale_host_capacity_workers"].labels(self.host).set(capacity)
+        if quota is not None:
+            h["fleetscale_host_quota_workers"].labels(self.host).set(quota)
+
+    def leader(self, leading: bool) -> None:
+        """1 while this controller leads."""
+        self._gauges["fleetscale_controller_leader"].set(int(leading))
+
+    def spawn_failures(self, count: int) -> None:
+        """Workers that failed to start since the last call."""
+        if count:
+            self._spawn_failures.labels(self.host).inc(count)
+
+    def jobs(self, outcomes: Mapping[str, int]) -> None:
+        """Jobs finished fleet-wide since the last call, by outcome."""
+        for outcome in OUTCOMES:
+            if outcomes.get(outcome):
+                self._jobs.labels(outcome).inc(outcomes[outcome])
+
+
+_PLAIN_GAUGES = (
+    "fleetscale_workers_desired",
+    "fleetscale_workers_recommended",
+    "fleetscale_queue_backlog_jobs",
+    "fleetscale_queue_head_of_line_age_seconds",
+    "fleetscale_queue_arrival_rate_jobs_per_second",
+    "fleetscale_controller_leader",
+    "fleetscale_dead_letters_jobs",
+)
+_HOST_GAUGES = (
+    "fleetscale_workers_running",
+    "fleetscale_workers_ready",
+    "fleetscale_workers_starting",
+    "fleetscale_workers_warm",
+    "fleetscale_host_quota_workers",
+    "fleetscale_host_capacity_workers",
+)

@@ -1,0 +1,59 @@
+"""How a worker started by a controller talks to it, and dies with it.
+
+The controller passes two environment variables: the write end of a status pipe, on
+which the worker reports `warm`, `ready` or `error <message>` (one line each), and its
+own pid. The worker asks the kernel to send it SIGTERM (a drain) when its parent dies
+(Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks the parent pid, so no
+worker outlives its controller by more than a drain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+STATUS_FD_ENV = "FLEETSCALE_STATUS_FD"
+PARENT_PID_ENV = "FLEETSCALE_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lifeline:
+    """A worker's link to the controller that started it (both None when standalone)."""
+
+    status_fd: int | None = None
+    parent_pid: int | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Lifeline:
+        """Read the link from the environment the controller set."""
+        fd, parent = environ.get(STATUS_FD_ENV), environ.get(PARENT_PID_ENV)
+        return cls(int(fd) if fd else None, int(parent) if parent else None)
+
+    def report(self, status: str) -> None:
+        """Tell the controller `status` (`warm`, `ready`, `error …`); never raises."""
+        if self.status_fd is None:
+            return
+        line = status.replace("\n", " ")[:500] + "\n"
+        with contextlib.suppress(OSError):
+            os.write(self.status_fd, line.encode())
+
+    def parent_alive(self) -> bool:
+        """False once the controller that started this worker has gone."""
+        return self.parent_pid is None or os.getppid() == self.parent_pid
+
+    def die_with_parent(self) -> None:
+        """Get SIGTERM when the parent dies (Linux); drain now if it already has."""
+        if self.parent_pid is None:
+            return
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if not self.parent_alive():
+            os.kill(os.getpid(), signal.SIGTERM)
