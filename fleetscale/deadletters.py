@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 from fleetscale.codec import Job, MalformedJob, decode_job, encode_job
 from fleetscale.keys import JOB_FIELD, FleetKeys
-from fleetscale.store import Client, redis_errors
+from fleetscale.store import Client, StreamEntry, redis_errors, stream_range
 
 _REPLAY_BYTES = 2**62
-_Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +74,9 @@ class DeadLetters:
         with redis_errors(self.url):
             return int(self.client.xlen(self.keys.dlq))
 
-    def _range(self, first: str = "-", last: str = "+", limit: int = 100) -> list[_Entry]:
+    def _range(self, first: str = "-", last: str = "+", limit: int = 100) -> list[StreamEntry]:
         with redis_errors(self.url):
-            return cast(list[_Entry], self.client.xrange(self.keys.dlq, first, last, count=limit))
+            return stream_range(self.client, self.keys.dlq, limit, first=first, last=last)
 
     def list(self, limit: int = 100) -> list[Letter]:
         """The oldest `limit` dead letters."""

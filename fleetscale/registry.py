@@ -1,13 +1,14 @@
-"""The live-worker registry: heartbeats in, live workers out.
+"""Live sets: members that stay live while they heartbeat (workers, hosts).
 
-A worker's heartbeat puts it in `fs:{F}:workers` with its expiry time as the score and
-refreshes its info hash (which expires on its own); readers count members whose expiry
-is in the future, so a killed worker drops out after its TTL without anyone deleting it.
+A heartbeat puts a member in a sorted set with its expiry time (Redis ms) as the score
+and refreshes its info hash, which expires on its own; readers take members whose
+expiry is in the future, so a killed process drops out after its TTL without anyone
+deleting it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,37 +17,76 @@ from fleetscale.store import Client, redis_errors, script
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """One live worker as its heartbeat describes it."""
+class Member:
+    """One live member as its last heartbeat describes it."""
 
-    worker_id: str
+    id: str
     fields: Mapping[str, str]
 
     @property
     def host(self) -> str:
-        """The host the worker runs on."""
+        """The host the member runs on (its `host` field)."""
         return self.fields.get("host", "")
 
 
-class Registry:
-    """Registers workers of one fleet and lists the live ones (any thread)."""
+class LiveSet:
+    """Members of one kind, registered by heartbeat (any thread).
 
-    def __init__(self, client: Client, keys: FleetKeys, url: str) -> None:
+    Args:
+        members_key: the sorted set of member → expiry.
+        info_key: the info hash key of a member.
+    """
+
+    def __init__(
+        self, client: Client, url: str, members_key: str, info_key: Callable[[str], str]
+    ) -> None:
         self.client = client
-        self.keys = keys
         self.url = url
+        self.members_key = members_key
+        self.info_key = info_key
         self._heartbeat = script(client, "heartbeat")
-        self._retire = script(client, "retire")
 
-    def heartbeat(self, worker_id: str, ttl_s: float, info: Mapping[str, Any]) -> int:
-        """Mark `worker_id` live for `ttl_s` seconds with its info; return Redis ms."""
-        args: list[Any] = [worker_id, int(ttl_s * 1000)]
+    def heartbeat(self, member: str, ttl_s: float, info: Mapping[str, Any]) -> int:
+        """Mark `member` live for `ttl_s` seconds with its info; return Redis ms."""
+        args: list[Any] = [member, int(ttl_s * 1000)]
         for name, value in info.items():
             args += [name, str(value)]
         with redis_errors(self.url):
-            return int(
-                self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id)], args=args)
+            return int(self._heartbeat(keys=[self.members_key, self.info_key(member)], args=args))
+
+    def live(self) -> list[Member]:
+        """Members whose heartbeat has not expired, with their info (two round trips)."""
+        with redis_errors(self.url):
+            now_s, _ = self.client.time()
+            ids = cast(
+                list[bytes], self.client.zrangebyscore(self.members_key, now_s * 1000, "+inf")
             )
+            pipe = self.client.pipeline(transaction=False)
+            for member in ids:
+                pipe.hgetall(self.info_key(member.decode()))
+            infos = pipe.execute()
+        return [
+            Member(m.decode(), {k.decode(): v.decode() for k, v in info.items()})
+            for m, info in zip(ids, infos, strict=True)
+            if info
+        ]
+
+    def remove(self, member: str) -> None:
+        """Drop a member now (a clean exit)."""
+        with redis_errors(self.url):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.members_key, member)
+            pipe.delete(self.info_key(member))
+            pipe.execute()
+
+
+class Registry(LiveSet):
+    """The live workers of one fleet."""
+
+    def __init__(self, client: Client, keys: FleetKeys, url: str) -> None:
+        super().__init__(client, url, keys.workers, keys.worker)
+        self.keys = keys
+        self._retire = script(client, "retire")
 
     def retire(self, worker_id: str) -> int:
         """Unregister an exiting worker; delete its consumer only if nothing is pending.
@@ -60,20 +100,3 @@ class Registry:
                     args=[GROUP, worker_id],
                 )
             )
-
-    def live(self) -> list[WorkerInfo]:
-        """Workers whose heartbeat has not expired, with their info."""
-        with redis_errors(self.url):
-            now_s, _ = self.client.time()
-            ids = cast(
-                list[bytes], self.client.zrangebyscore(self.keys.workers, now_s * 1000, "+inf")
-            )
-            pipe = self.client.pipeline(transaction=False)
-            for worker_id in ids:
-                pipe.hgetall(self.keys.worker(worker_id.decode()))
-            infos = pipe.execute()
-        return [
-            WorkerInfo(w.decode(), {k.decode(): v.decode() for k, v in info.items()})
-            for w, info in zip(ids, infos, strict=True)
-            if info
-        ]

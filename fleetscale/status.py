@@ -11,11 +11,11 @@ from fleetscale.deadletters import DeadLetters
 from fleetscale.errors import ConfigurationError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import FleetKeys
-from fleetscale.registry import Registry, WorkerInfo
+from fleetscale.registry import Member, Registry
 from fleetscale.store import Client, redis_errors
 
 
-def hosts_of(workers: list[WorkerInfo]) -> list[dict[str, Any]]:
+def hosts_of(workers: list[Member]) -> list[dict[str, Any]]:
     """Per-host worker counts: `running` (alive) and `ready` (taking jobs)."""
     running = Counter(w.host for w in workers)
     ready = Counter(w.host for w in workers if w.fields.get("state") == "running")

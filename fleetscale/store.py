@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -154,3 +154,26 @@ def preflight(client: Client) -> Preflight:
             "(set maxmemory-policy noeviction)"
         )
     return Preflight(version=version, warnings=tuple(warnings))
+
+
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def read_bytes(client: Client, key: str) -> bytes | None:
+    """GET as bytes (call inside `redis_errors`)."""
+    return cast(bytes | None, client.get(key))
+
+
+def stream_range(
+    client: Client,
+    key: str,
+    count: int,
+    *,
+    first: str = "-",
+    last: str = "+",
+    newest_first: bool = False,
+) -> list[StreamEntry]:
+    """XRANGE (or XREVRANGE) as typed entries (call inside `redis_errors`)."""
+    if newest_first:
+        return cast(list[StreamEntry], client.xrevrange(key, last, first, count=count))
+    return cast(list[StreamEntry], client.xrange(key, first, last, count=count))

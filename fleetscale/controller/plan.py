@@ -1,0 +1,133 @@
+"""The leader's plan and decision log: their JSON forms and how they are read and written.
+
+The plan is one JSON string: the fencing token it was written with, the desired fleet
+size, per-host quotas, the reason, when (Redis seconds), the policy version, and the
+policy's `State`, so a new leader resumes the old one's history (stabilisation
+windows, smoothing) instead of starting cold. Writes go through `publish.lua`, which
+refuses a stale token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.typing import EncodableT
+
+from fleetscale.controller.policy import Decision, State
+from fleetscale.keys import FleetKeys
+from fleetscale.store import Client, read_bytes, redis_errors, script, stream_range
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def state_to_dict(state: State) -> dict[str, Any]:
+    """The policy state as JSON-ready fields."""
+    return dataclasses.asdict(state)
+
+
+def state_from_dict(data: Mapping[str, Any]) -> State:
+    """Rebuild a policy state from its JSON fields; unknown fields are ignored."""
+    names = {f.name for f in dataclasses.fields(State)}
+    return State(**{k: _tuples(v) for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the leader decided, as every host reads it.
+
+    Attributes:
+        token: the fencing token it was written with.
+        leader: the leading host id.
+        desired: the fleet size, workers.
+        quotas: host id → workers.
+        reason: the decision's reason code.
+        decided_at_s: Redis time of the decision, seconds.
+        policy_version: the version of the policy it applied.
+        state: the policy state after the decision.
+    """
+
+    token: int
+    leader: str
+    desired: int
+    quotas: Mapping[str, int]
+    reason: str
+    decided_at_s: float
+    policy_version: int
+    state: State
+
+    def to_json(self) -> str:
+        """The stored form."""
+        body = dataclasses.asdict(self)
+        body["state"] = state_to_dict(self.state)
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        """Parse the stored form."""
+        body = json.loads(text)
+        body["state"] = state_from_dict(body.get("state", {}))
+        body["quotas"] = {str(k): int(v) for k, v in body["quotas"].items()}
+        return cls(**body)
+
+
+def decision_record(
+    decision: Decision, *, leader: str, at_s: float, previous: int | None, dry_run: bool,
+    policy_version: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A decision as `explain` shows it: outcome, reason and every input."""
+    inputs = dataclasses.asdict(decision.inputs)
+    return {
+        "at_s": at_s,
+        "leader": leader,
+        "dry_run": dry_run,
+        "previous": previous,
+        "desired": decision.desired,
+        "quotas": dict(decision.quotas),
+        "reason": decision.reason.value,
+        "policy_version": policy_version,
+        "inputs": inputs,
+    }
+
+
+class PlanStore:
+    """Reads the plan and the decision log; the leader publishes through it."""
+
+    def __init__(self, client: Client, keys: FleetKeys, url: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.url = url
+        self._publish = script(client, "publish")
+
+    def read(self) -> Plan | None:
+        """The current plan, or None before any leader wrote one."""
+        with redis_errors(self.url):
+            raw = read_bytes(self.client, self.keys.plan)
+        return Plan.from_json(raw) if raw else None
+
+    def publish(
+        self, lease_id: str, token: int, plan: Plan | None, record: Mapping[str, Any]
+    ) -> bool:
+        """Write `plan` (None: only log) and the decision record, if `token` is current."""
+        args: list[EncodableT] = [
+            lease_id,
+            token,
+            plan.to_json() if plan else "",
+            json.dumps(record),
+        ]
+        keys = [self.keys.leader, self.keys.fence, self.keys.plan, self.keys.decisions]
+        with redis_errors(self.url):
+            return bool(self._publish(keys=keys, args=args))
+
+    def decisions(self, last: int) -> list[dict[str, Any]]:
+        """The last `last` decision records, newest first."""
+        with redis_errors(self.url):
+            entries = stream_range(self.client, self.keys.decisions, last, newest_first=True)
+        return [json.loads(fields[b"d"]) for _, fields in entries]

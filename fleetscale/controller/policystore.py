@@ -1,0 +1,95 @@
+"""The fleet's scaling policy in Redis: validated, versioned, swapped atomically.
+
+Stored as one JSON string `{"version": n, "policy": {...}}`. `update` applies
+`KEY=VALUE` changes to the stored policy, validates the result and writes it with
+the next version only if nobody wrote in between (WATCH/MULTI); a bad value raises
+`ConfigurationError` and leaves the stored policy as it was. Controllers reload it
+every tick and swap their reference in one assignment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from fleetscale.controller.policy import Policy
+from fleetscale.errors import ConfigurationError, FleetscaleError
+from fleetscale.keys import FleetKeys
+from fleetscale.store import Client, read_bytes, redis_errors
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedPolicy:
+    """A policy and its version (1 for the first one stored)."""
+
+    policy: Policy
+    version: int
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return json.dumps({"version": self.version, "policy": self.policy.to_dict()})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> VersionedPolicy:
+        """Parse the stored form; raises ConfigurationError if it is not valid."""
+        body = json.loads(text)
+        values = {k: str(v) for k, v in body["policy"].items()}
+        return cls(Policy.from_settings(values), int(body["version"]))
+
+
+class PolicyStore:
+    """Reads, seeds and updates one fleet's stored policy."""
+
+    def __init__(self, client: Client, keys: FleetKeys, url: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.url = url
+
+    def read(self) -> VersionedPolicy | None:
+        """The stored policy, or None when the fleet has none yet."""
+        with redis_errors(self.url):
+            raw = read_bytes(self.client, self.keys.policy)
+        return VersionedPolicy.from_json(raw) if raw else None
+
+    def seed(self, policy: Policy) -> VersionedPolicy:
+        """Store `policy` as version 1 unless one is stored; return what is stored."""
+        first = VersionedPolicy(policy.validate(), 1)
+        with redis_errors(self.url):
+            self.client.set(self.keys.policy, first.to_json(), nx=True)
+        stored = self.read()
+        assert stored is not None
+        return stored
+
+    def update(self, changes: Mapping[str, str]) -> VersionedPolicy:
+        """Apply `KEY=VALUE` changes to the stored policy (or the defaults) atomically.
+
+        Raises:
+            ConfigurationError: an unknown key or a bad value; nothing is written.
+            FleetscaleError: another writer kept changing it (after 5 tries).
+        """
+        if not changes:
+            raise ConfigurationError("nothing to set: give KEY=VALUE pairs, e.g. target_p99=300ms")
+        with redis_errors(self.url):
+            for _ in range(5):
+                pipe: Any
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(self.keys.policy)
+                        raw = pipe.get(self.keys.policy)
+                        current = (
+                            VersionedPolicy.from_json(raw) if raw else VersionedPolicy(Policy(), 0)
+                        )
+                        updated = VersionedPolicy(
+                            current.policy.with_updates(**changes), current.version + 1
+                        )
+                        pipe.multi()
+                        pipe.set(self.keys.policy, updated.to_json())
+                        pipe.execute()
+                        return updated
+                    except redis.WatchError:
+                        continue
+        raise FleetscaleError("the policy kept changing under this update; try again")

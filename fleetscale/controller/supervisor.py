@@ -1,0 +1,302 @@
+"""The local supervisor: start, watch and stop this host's worker processes.
+
+`ensure(n)` converges to n active workers: it wakes warm spares first (SIGUSR1; they
+are imported, connected and registered, so they take jobs within milliseconds), then
+starts cold workers, and keeps `warm` spares in reserve. It stops starting workers
+first, then idle ones, with SIGTERM (a drain), and SIGKILL after the grace. Workers that
+die are replaced; a worker that cannot start (say an import error) puts further starts
+on an exponential backoff, so a broken app causes no fork storm. Workers report over a
+status pipe and die with the controller (see `fleetscale.worker.lifeline`).
+
+No Redis here: the supervisor acts only on processes. It is used from one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from fleetscale.metrics import LocalWorkers
+from fleetscale.worker.lifeline import PARENT_PID_ENV, STATUS_FD_ENV
+
+log = logging.getLogger("fleetscale.controller")
+
+
+class Phase(Enum):
+    """Where a worker process is in its life."""
+
+    STARTING = "starting"
+    WARM = "warm"
+    READY = "ready"
+    STOPPING = "stopping"
+
+
+class Launcher(Protocol):
+    """Starts one worker process whose status lines go to `status_fd`."""
+
+    def __call__(self, *, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
+        """Start the process (the caller closes `status_fd` afterwards)."""
+        ...
+
+
+def worker_launcher(app_path: str, redis_url: str, extra_args: Sequence[str] = ()) -> Launcher:
+    """A launcher running `python -m fleetscale worker APP` with this controller's URL."""
+
+    def launch(*, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "fleetscale", "worker", app_path, *extra_args]
+        if warm:
+            argv.append("--warm")
+        env = {
+            **os.environ,
+            "FLEETSCALE_REDIS_URL": redis_url,
+            STATUS_FD_ENV: str(status_fd),
+            PARENT_PID_ENV: str(os.getpid()),
+        }
+        return subprocess.Popen(argv, env=env, pass_fds=(status_fd,), stdin=subprocess.DEVNULL)
+
+    return launch
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    """How the supervisor manages workers.
+
+    Attributes:
+        warm: warm spare workers to keep ready, not consuming.
+        stop_grace_s: how long a draining worker may take before SIGKILL, seconds.
+        backoff_base_s: pause after the first failed start, doubling per failure.
+        backoff_cap_s: the longest pause between starts while they keep failing.
+    """
+
+    warm: int = 1
+    stop_grace_s: float = 30.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+
+
+@dataclass
+class WorkerHandle:
+    """One worker process of this host."""
+
+    popen: subprocess.Popen[bytes]
+    status_fd: int
+    phase: Phase
+    spare: bool
+    started_s: float
+    stop_sent_s: float | None = None
+    error: str | None = None
+    pending: bytes = b""
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.popen.pid
+
+
+@dataclass
+class StartFailures:
+    """Consecutive failed starts and the backoff they impose."""
+
+    count: int = 0
+    total: int = 0
+    not_before_s: float = 0.0
+    last_error: str | None = None
+    reported: int = field(default=0, repr=False)
+
+
+class Supervisor:
+    """Keeps this host's worker processes at the size it is asked for.
+
+    Args:
+        launch: starts one worker process (the seam tests replace).
+        settings: spares, grace, backoff.
+        monotonic: the clock.
+    """
+
+    def __init__(
+        self,
+        launch: Launcher,
+        settings: SupervisorSettings,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.launch = launch
+        self.settings = settings
+        self.monotonic = monotonic
+        self.workers: list[WorkerHandle] = []
+        self.failures = StartFailures()
+
+    # -- observing ---------------------------------------------------------------------
+
+    def counts(self) -> LocalWorkers:
+        """Running (active, not stopping), ready, starting and warm workers."""
+        active = self._active()
+        ready = sum(h.phase is Phase.READY for h in active)
+        spares = sum(h.spare and h.phase is not Phase.STOPPING for h in self.workers)
+        return LocalWorkers(
+            running=len(active), ready=ready, starting=len(active) - ready, warm=spares
+        )
+
+    def _active(self) -> list[WorkerHandle]:
+        return [h for h in self.workers if not h.spare and h.phase is not Phase.STOPPING]
+
+    def reap(self) -> None:
+        """Read status lines, and forget (and account for) workers that exited."""
+        for handle in list(self.workers):
+            self._read_status(handle)
+            code = handle.popen.poll()
+            if code is None:
+                continue
+            self._read_status(handle)
+            os.close(handle.status_fd)
+            self.workers.remove(handle)
+            self._account_exit(handle, code)
+
+    def _read_status(self, handle: WorkerHandle) -> None:
+        while True:
+            try:
+                chunk = os.read(handle.status_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            handle.pending += chunk
+        *lines, handle.pending = handle.pending.split(b"\n")
+        for line in lines:
+            self._on_status(handle, line.decode(errors="replace"))
+
+    def _on_status(self, handle: WorkerHandle, line: str) -> None:
+        if line == "warm" and handle.phase is Phase.STARTING:
+            handle.phase = Phase.WARM
+            self.failures.count = 0
+        elif line == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
+            handle.phase = Phase.READY
+            self.failures.count = 0
+        elif line.startswith("error "):
+            handle.error = line[len("error ") :]
+
+    def _account_exit(self, handle: WorkerHandle, code: int) -> None:
+        if handle.phase is Phase.STOPPING:
+            return
+        if handle.phase is Phase.STARTING:
+            self._start_failed(handle.error or f"worker exited with code {code} while starting")
+        else:
+            log.warning(
+                "worker %d exited unexpectedly with code %d; replacing it", handle.pid, code
+            )
+
+    def _start_failed(self, error: str) -> None:
+        f = self.failures
+        f.count += 1
+        f.total += 1
+        f.last_error = error
+        pause = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2 ** (f.count - 1))
+        f.not_before_s = self.monotonic() + pause
+        log.error("a worker failed to start (%s); next start in %.0fs", error, pause)
+
+    def new_spawn_failures(self) -> int:
+        """Failed starts since the last call (for a counter metric)."""
+        fresh = self.failures.total - self.failures.reported
+        self.failures.reported = self.failures.total
+        return fresh
+
+    # -- acting ------------------------------------------------------------------------
+
+    def ensure(self, target: int, busy_pids: Collection[int] = ()) -> None:
+        """Converge to `target` active workers and the configured warm spares.
+
+        Args:
+            target: active (consuming or starting) workers wanted on this host.
+            busy_pids: workers now running a job; stopped only after idle ones.
+        """
+        self.reap()
+        active = self._active()
+        if len(active) < target:
+            self._grow(target - len(active))
+        elif len(active) > target:
+            self._shrink(active, len(active) - target, busy_pids)
+        self._keep_spares()
+        self._escalate_stops()
+
+    def _grow(self, needed: int) -> None:
+        for handle in [h for h in self.workers if h.spare and h.phase is Phase.WARM][:needed]:
+            handle.spare = False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(handle.pid, signal.SIGUSR1)
+            needed -= 1
+        for _ in range(needed):
+            if not self._spawn(warm=False):
+                return
+
+    def _keep_spares(self) -> None:
+        spares = sum(h.spare and h.phase is not Phase.STOPPING for h in self.workers)
+        for _ in range(self.settings.warm - spares):
+            if not self._spawn(warm=True):
+                return
+
+    def _spawn(self, *, warm: bool) -> bool:
+        now = self.monotonic()
+        if now < self.failures.not_before_s:
+            return False
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        try:
+            popen = self.launch(warm=warm, status_fd=write_fd)
+        except OSError as exc:
+            os.close(read_fd)
+            self._start_failed(f"could not start a worker process: {exc}")
+            return False
+        finally:
+            os.close(write_fd)
+        self.workers.append(WorkerHandle(popen, read_fd, Phase.STARTING, warm, now))
+        return True
+
+    def _shrink(self, active: list[WorkerHandle], surplus: int, busy_pids: Collection[int]) -> None:
+        def stop_order(h: WorkerHandle) -> tuple[int, int, float]:
+            # Not yet consuming first, then idle, then the youngest.
+            return (h.phase is Phase.READY, h.pid in busy_pids, -h.started_s)
+
+        for handle in sorted(active, key=stop_order)[:surplus]:
+            self._stop(handle)
+
+    def _stop(self, handle: WorkerHandle) -> None:
+        handle.phase = Phase.STOPPING
+        handle.stop_sent_s = self.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(handle.pid, signal.SIGTERM)
+
+    def _escalate_stops(self) -> None:
+        now = self.monotonic()
+        for handle in self.workers:
+            late = (
+                handle.stop_sent_s is not None
+                and now - handle.stop_sent_s > self.settings.stop_grace_s
+            )
+            if late and handle.popen.poll() is None:
+                log.warning("worker %d did not drain within %.0fs; killing it", handle.pid,
+                            self.settings.stop_grace_s)  # fmt: skip
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(handle.pid, signal.SIGKILL)
+
+    def stop_all(self, grace_s: float | None = None) -> None:
+        """Drain every worker, wait up to the grace, kill the rest, reap them all."""
+        grace = self.settings.stop_grace_s if grace_s is None else grace_s
+        for handle in self.workers:
+            if handle.phase is not Phase.STOPPING:
+                self._stop(handle)
+        deadline = self.monotonic() + grace
+        for handle in self.workers:
+            try:
+                handle.popen.wait(timeout=max(0.0, deadline - self.monotonic()))
+            except subprocess.TimeoutExpired:
+                handle.popen.kill()
+                handle.popen.wait()
+        self.reap()
