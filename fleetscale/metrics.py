@@ -8,7 +8,6 @@ Names follow `fleetscale_<subsystem>_<name>_<unit>`; every one is listed in `MET
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,7 +32,7 @@ METRICS: dict[str, str] = {
     "fleetscale_controller_scale_events_total": "Changes of the desired size, by direction.",
     "fleetscale_controller_leader": "1 while this controller leads the fleet.",
     "fleetscale_supervisor_spawn_failures_total": "Workers that failed to start.",
-    "fleetscale_jobs_total": "Jobs finished fleet-wide, by outcome.",
+    "fleetscale_queue_jobs_per_second": "Jobs finished per second fleet-wide, by outcome.",
     "fleetscale_dead_letters_jobs": "Jobs in the dead-letter stream.",
 }
 WAIT_QUANTILES = ("0.5", "0.99")
@@ -75,9 +74,6 @@ class Recorder(Protocol):
     def spawn_failures(self, count: int) -> None:
         """Workers that failed to start since the last call."""
 
-    def jobs(self, outcomes: Mapping[str, int]) -> None:
-        """Jobs finished fleet-wide since the last call, by outcome."""
-
 
 class NullRecorder:
     """Records nothing (no `--metrics-port`)."""
@@ -101,9 +97,6 @@ class NullRecorder:
         """Nothing."""
 
     def spawn_failures(self, count: int) -> None:
-        """Nothing."""
-
-    def jobs(self, outcomes: Mapping[str, int]) -> None:
         """Nothing."""
 
 
@@ -145,8 +138,11 @@ class PrometheusRecorder:
             ["host"],
             registry=r,
         )
-        self._jobs = Counter(
-            "fleetscale_jobs", METRICS["fleetscale_jobs_total"], ["outcome"], registry=r
+        self._jobs = Gauge(
+            "fleetscale_queue_jobs_per_second",
+            METRICS["fleetscale_queue_jobs_per_second"],
+            ["outcome"],
+            registry=r,
         )
         for direction in DIRECTIONS:
             self._scales.labels(direction)
@@ -170,6 +166,10 @@ class PrometheusRecorder:
             if value is not None:
                 self._wait.labels(quantile).set(value)
         g["fleetscale_dead_letters_jobs"].set(dead_letters)
+        rates = zip(OUTCOMES, (view.completed_per_s, view.failed_per_s), strict=True)
+        for outcome, rate in rates:
+            if rate is not None:
+                self._jobs.labels(outcome).set(rate)
 
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """A decision: its reason, and a scale event if the size changed."""
@@ -204,12 +204,6 @@ class PrometheusRecorder:
         """Workers that failed to start since the last call."""
         if count:
             self._spawn_failures.labels(self.host).inc(count)
-
-    def jobs(self, outcomes: Mapping[str, int]) -> None:
-        """Jobs finished fleet-wide since the last call, by outcome."""
-        for outcome in OUTCOMES:
-            if outcomes.get(outcome):
-                self._jobs.labels(outcome).inc(outcomes[outcome])
 
 
 _PLAIN_GAUGES = (

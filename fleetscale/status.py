@@ -1,5 +1,6 @@
 """The status of a fleet, as `fleetscale status` prints it: one place that composes
-the fleet view, the live workers by host and the dead-letter count."""
+the fleet view, the hosts and their quotas, the live workers, the leader, the plan,
+the policy and the dead-letter count."""
 
 from __future__ import annotations
 
@@ -7,22 +8,48 @@ from collections import Counter
 from typing import Any
 
 from fleetscale.config import redact_url
+from fleetscale.controller.leader import host_of
+from fleetscale.controller.plan import Plan, PlanStore
+from fleetscale.controller.policystore import PolicyStore
 from fleetscale.deadletters import DeadLetters
 from fleetscale.errors import ConfigurationError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import FleetKeys
-from fleetscale.registry import Member, Registry
-from fleetscale.store import Client, redis_errors
+from fleetscale.registry import LiveSet, Member, Registry
+from fleetscale.store import Client, read_bytes, redis_errors
 
 
-def hosts_of(workers: list[Member]) -> list[dict[str, Any]]:
-    """Per-host worker counts: `running` (alive) and `ready` (taking jobs)."""
-    running = Counter(w.host for w in workers)
-    ready = Counter(w.host for w in workers if w.fields.get("state") == "running")
-    return [
-        {"host": host, "running": running[host], "ready": ready[host], "quota": None}
-        for host in sorted(running)
+def _count(member: Member, name: str) -> int:
+    return int(member.fields.get(name) or 0)
+
+
+def hosts_of(workers: list[Member], hosts: list[Member], plan: Plan | None) -> list[dict[str, Any]]:
+    """One row per host: from its controller's heartbeat where it has one (with quota,
+    capacity, warm spares and start-up errors), else from its workers' heartbeats."""
+    rows = [
+        {
+            "host": h.id,
+            "running": _count(h, "running"),
+            "ready": _count(h, "ready"),
+            "quota": plan.quotas.get(h.id) if plan else None,
+            "capacity": _count(h, "capacity"),
+            "warm": _count(h, "warm"),
+            "spawn_failures": _count(h, "spawn_failures"),
+            "last_error": h.fields.get("last_error") or None,
+        }
+        for h in hosts
     ]
+    controlled = {h.id for h in hosts}
+    running = Counter(w.host for w in workers if w.host not in controlled)
+    ready = Counter(
+        w.host for w in workers if w.host not in controlled and w.fields.get("state") == "running"
+    )
+    rows += [
+        {"host": name, "running": running[name], "ready": ready[name], "quota": None,
+         "capacity": None, "warm": 0, "spawn_failures": 0, "last_error": None}
+        for name in running
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: str(r["host"]))
 
 
 def read_status(
@@ -34,7 +61,8 @@ def read_status(
         ConfigurationError: the fleet has no trace in this Redis (a likely typo).
     """
     with redis_errors(url):
-        known = client.exists(keys.jobs, keys.workers, keys.dlq)
+        known = client.exists(keys.jobs, keys.workers, keys.dlq, keys.hosts, keys.policy)
+        leader = read_bytes(client, keys.leader)
     if not known:
         raise ConfigurationError(
             f"unknown fleet {keys.fleet!r}: nothing of it in Redis at {redact_url(url)}; "
@@ -42,16 +70,23 @@ def read_status(
         )
     view = read_fleet_view(client, keys, url, window_s)
     workers = Registry(client, keys, url).live()
+    hosts = LiveSet(client, url, keys.hosts, keys.host).live()
+    plan = PlanStore(client, keys, url).read()
+    policy = PolicyStore(client, keys, url).read()
+    rows = hosts_of(workers, hosts, plan)
     return {
         "fleet": keys.fleet,
-        "leader": None,
-        "hosts": hosts_of(workers),
+        "leader": host_of(leader.decode()) if leader else None,
+        "hosts": rows,
         "workers": {
-            "desired": None,
-            "running": len(workers),
-            "ready": sum(w.fields.get("state") == "running" for w in workers),
+            "desired": plan.desired if plan else None,
+            "running": sum(r["running"] for r in rows),
+            "ready": sum(r["ready"] for r in rows),
         },
         **{k: v for k, v in view.to_dict().items() if k != "fleet"},
         "dead_letters": DeadLetters(client, keys, url).count(),
-        "policy": None,
+        "last_decision": {"reason": plan.reason, "at_s": plan.decided_at_s, "desired": plan.desired}
+        if plan
+        else None,
+        "policy": {**policy.policy.to_dict(), "version": policy.version} if policy else None,
     }

@@ -4,7 +4,18 @@ Each command parses its options, builds settings and objects, and calls the libr
 logic lives here. Commands live one per module and register on `main`.
 """
 
-from fleetscale.cli import demo, dlq, simulate, status, submit, worker
+from fleetscale.cli import controller, demo, dlq, explain, policy, simulate, status, submit, worker
 from fleetscale.cli.root import main
 
-__all__ = ["demo", "dlq", "main", "simulate", "status", "submit", "worker"]
+__all__ = [
+    "controller",
+    "demo",
+    "dlq",
+    "explain",
+    "main",
+    "policy",
+    "simulate",
+    "status",
+    "submit",
+    "worker",
+]

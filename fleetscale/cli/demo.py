@@ -14,6 +14,7 @@ from fleetscale.demo import DemoSettings, run_demo
     "--duration",
     default="20s",
     callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
     help="How long to submit jobs.",
 )

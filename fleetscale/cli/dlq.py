@@ -25,19 +25,21 @@ def _letters(fleet: str, redis_url: str | None) -> DeadLetters:
 
 
 @main.group("dlq")
-def dlq_group() -> None:
+@fleet_argument
+@click.pass_context
+def dlq_group(ctx: click.Context, fleet: str) -> None:
     """Dead letters: jobs given up on, each with its reason.
 
     \b
     Examples:
-      fleetscale dlq list media --json
-      fleetscale dlq replay media
-      fleetscale dlq purge media --yes
+      fleetscale dlq media list --json
+      fleetscale dlq media replay
+      fleetscale dlq media purge --yes
     """
+    ctx.obj = fleet
 
 
 @dlq_group.command("list")
-@fleet_argument
 @redis_url_option
 @json_option
 @click.option(
@@ -47,13 +49,14 @@ def dlq_group() -> None:
     show_default=True,
     help="Most letters shown.",
 )
+@click.pass_obj
 @reports_errors
-def dlq_list(*, fleet: str, redis_url: str | None, as_json: bool, limit: int) -> None:
-    """List FLEET's dead letters, oldest first, with reason and attempts.
+def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) -> None:
+    """List the fleet's dead letters, oldest first, with reason and attempts.
 
     \b
     Example:
-      fleetscale dlq list media --json
+      fleetscale dlq media list --json
     """
     letters = _letters(fleet, redis_url)
     entries = letters.list(limit)
@@ -68,16 +71,16 @@ def dlq_list(*, fleet: str, redis_url: str | None, as_json: bool, limit: int) ->
 
 
 @dlq_group.command("replay")
-@fleet_argument
 @click.argument("ids", nargs=-1)
 @redis_url_option
+@click.pass_obj
 @reports_errors
-def dlq_replay(*, fleet: str, ids: tuple[str, ...], redis_url: str | None) -> None:
-    """Send dead letters of FLEET back to the queue (all, or the given letter IDS).
+def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> None:
+    """Send the fleet's dead letters back to the queue (all, or the given letter IDS).
 
     \b
     Example:
-      fleetscale dlq replay media 1700000000000-0
+      fleetscale dlq media replay 1700000000000-0
     """
     result = _letters(fleet, redis_url).replay(ids)
     for letter_id, why in result.skipped.items():
@@ -86,16 +89,16 @@ def dlq_replay(*, fleet: str, ids: tuple[str, ...], redis_url: str | None) -> No
 
 
 @dlq_group.command("purge")
-@fleet_argument
 @redis_url_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
 @reports_errors
-def dlq_purge(*, fleet: str, redis_url: str | None, yes: bool) -> None:
-    """Delete every dead letter of FLEET.
+def dlq_purge(fleet: str, *, redis_url: str | None, yes: bool) -> None:
+    """Delete every dead letter of the fleet.
 
     \b
     Example:
-      fleetscale dlq purge media --yes
+      fleetscale dlq media purge --yes
     """
     if not yes:
         click.confirm(f"Delete every dead letter of fleet {fleet!r}?", abort=True)

@@ -68,6 +68,7 @@ def render(status: dict[str, Any]) -> str:
     "--interval",
     default="2s",
     callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
     help="Refresh period with --watch.",
 )
@@ -75,6 +76,7 @@ def render(status: dict[str, Any]) -> str:
     "--window",
     default="10s",
     callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
     help="Sliding window of the wait quantiles and rates.",
 )

@@ -66,7 +66,11 @@ def _file_jobs(stream: TextIO) -> Iterator[JobSpec]:
 )
 @click.option("--job-id", help="Your id for the job; resubmitting it is a no-op while it is known.")
 @click.option(
-    "--delay", default="0", callback=to_seconds, help="Run no earlier than this from now."
+    "--delay",
+    default="0",
+    callback=to_seconds,
+    metavar="DURATION",
+    help="Run no earlier than this from now.",
 )
 @click.option(
     "--max-backlog", type=click.IntRange(min=1), help="Refuse when the backlog is at least this."
@@ -75,6 +79,7 @@ def _file_jobs(stream: TextIO) -> Iterator[JobSpec]:
     "--timeout",
     default="0",
     callback=to_seconds,
+    metavar="DURATION",
     help="With --max-backlog, wait this long for room.",
 )
 @redis_url_option

@@ -30,6 +30,7 @@ from fleetscale.worker.process import run_worker
     "--min-idle",
     default="30s",
     callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
     help="Reclaim jobs another worker has held this long without renewing.",
 )
@@ -51,6 +52,7 @@ from fleetscale.worker.process import run_worker
     "--prefetch-window",
     default="10ms",
     callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
     help="Fetch only the jobs this worker expects to start within this time.",
 )

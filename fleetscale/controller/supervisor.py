@@ -26,7 +26,7 @@ from enum import Enum
 from typing import Protocol
 
 from fleetscale.metrics import LocalWorkers
-from fleetscale.worker.lifeline import PARENT_PID_ENV, STATUS_FD_ENV
+from fleetscale.worker.lifeline import HOST_ID_ENV, PARENT_PID_ENV, STATUS_FD_ENV
 
 log = logging.getLogger("fleetscale.controller")
 
@@ -48,8 +48,10 @@ class Launcher(Protocol):
         ...
 
 
-def worker_launcher(app_path: str, redis_url: str, extra_args: Sequence[str] = ()) -> Launcher:
-    """A launcher running `python -m fleetscale worker APP` with this controller's URL."""
+def worker_launcher(
+    app_path: str, redis_url: str, host_id: str, extra_args: Sequence[str] = ()
+) -> Launcher:
+    """A launcher running `python -m fleetscale worker APP` for this controller."""
 
     def launch(*, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "fleetscale", "worker", app_path, *extra_args]
@@ -60,6 +62,7 @@ def worker_launcher(app_path: str, redis_url: str, extra_args: Sequence[str] = (
             "FLEETSCALE_REDIS_URL": redis_url,
             STATUS_FD_ENV: str(status_fd),
             PARENT_PID_ENV: str(os.getpid()),
+            HOST_ID_ENV: host_id,
         }
         return subprocess.Popen(argv, env=env, pass_fds=(status_fd,), stdin=subprocess.DEVNULL)
 

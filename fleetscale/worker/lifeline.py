@@ -19,21 +19,31 @@ from dataclasses import dataclass
 
 STATUS_FD_ENV = "FLEETSCALE_STATUS_FD"
 PARENT_PID_ENV = "FLEETSCALE_PARENT_PID"
+HOST_ID_ENV = "FLEETSCALE_HOST_ID"
 _PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Lifeline:
-    """A worker's link to the controller that started it (both None when standalone)."""
+    """A worker's link to the controller that started it (all None when standalone).
+
+    Attributes:
+        status_fd: where to write status lines.
+        parent_pid: the controller's pid.
+        host_id: the controller's host id, which names the worker's host.
+    """
 
     status_fd: int | None = None
     parent_pid: int | None = None
+    host_id: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Lifeline:
         """Read the link from the environment the controller set."""
         fd, parent = environ.get(STATUS_FD_ENV), environ.get(PARENT_PID_ENV)
-        return cls(int(fd) if fd else None, int(parent) if parent else None)
+        return cls(
+            int(fd) if fd else None, int(parent) if parent else None, environ.get(HOST_ID_ENV)
+        )
 
     def report(self, status: str) -> None:
         """Tell the controller `status` (`warm`, `ready`, `error …`); never raises."""

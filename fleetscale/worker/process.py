@@ -36,9 +36,9 @@ from fleetscale.worker.watchdog import Watchdog, in_main_thread
 log = logging.getLogger("fleetscale.worker")
 
 
-def new_worker_id() -> str:
+def new_worker_id(host: str) -> str:
     """A consumer name unique across hosts and restarts: `host:pid:random`."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +54,15 @@ def build_worker(
     redis: RedisSettings,
     settings: WorkerSettings,
     *,
-    worker_id: str | None = None,
+    host: str | None = None,
     extra_info: Mapping[str, str] | None = None,
     watchdog: Watchdog | None = None,
 ) -> WorkerParts:
     """Connect, check the deployment, create the group and build the worker's parts.
+
+    Args:
+        host: the host name the worker reports (a controller's host id; default the
+            machine's hostname).
 
     Task time limits are enforced only with a `watchdog` (see `run_worker`).
 
@@ -68,7 +72,8 @@ def build_worker(
     """
     settings.validate()
     keys = FleetKeys(app.fleet)
-    worker_id = worker_id or new_worker_id()
+    host = host or socket.gethostname()
+    worker_id = new_worker_id(host)
     main_client = connect(redis, block_s=settings.block_ms / 1000)
     side_client = connect(redis)
     stream = JobStream(main_client, keys, redis.url)
@@ -92,7 +97,7 @@ def build_worker(
     )
     side_stream = JobStream(side_client, keys, redis.url)
     flusher = TelemetryFlusher(side_client, keys, worker_id, redis.url) if buffer else None
-    info = {"host": socket.gethostname(), "pid": os.getpid(), **(extra_info or {})}
+    info = {"host": host, "pid": os.getpid(), **(extra_info or {})}
     housekeeper = Housekeeper(
         consumer=consumer,
         stream=side_stream,
@@ -170,7 +175,9 @@ def run_worker(
         watchdog.install()
     extra_info = {"controller": str(lifeline.parent_pid)} if lifeline.parent_pid else {}
     try:
-        parts = build_worker(app, redis, settings, extra_info=extra_info, watchdog=watchdog)
+        parts = build_worker(
+            app, redis, settings, host=lifeline.host_id, extra_info=extra_info, watchdog=watchdog
+        )
     except FleetscaleError as exc:
         log.error("%s", exc)
         lifeline.report(f"error {exc}")

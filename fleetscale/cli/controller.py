@@ -1,0 +1,176 @@
+"""`fleetscale controller APP`: this host's controller."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import click
+
+from fleetscale.app import load_app
+from fleetscale.cli.options import (
+    logging_options,
+    redis_settings,
+    redis_url_option,
+    reports_errors,
+    to_seconds,
+)
+from fleetscale.cli.root import main
+from fleetscale.controller.hostinfo import affinity_cpus, cgroup_cpus, default_capacity
+from fleetscale.controller.policy import Policy
+from fleetscale.controller.process import ControllerOptions, run_controller
+from fleetscale.controller.reconciler import ControllerSettings
+from fleetscale.controller.supervisor import SupervisorSettings
+from fleetscale.errors import AppImportError
+from fleetscale.keys import validate_fleet_name
+
+
+def _fleet_of(app_path: str, fleet: str | None) -> str:
+    if fleet:
+        return validate_fleet_name(fleet)
+    try:
+        return load_app(app_path).fleet
+    except AppImportError as exc:
+        raise AppImportError(f"{exc}; or pass --fleet NAME to start and retry the import") from None
+
+
+@main.command("controller")
+@click.argument("app_path", metavar="APP")
+@redis_url_option
+@click.option(
+    "--target-p99",
+    default="500ms",
+    callback=to_seconds,
+    metavar="DURATION",
+    show_default=True,
+    help="Queue-wait target: 99 % of jobs start within this.",
+)
+@click.option(
+    "--min",
+    "min_workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Fewest workers in the fleet.",
+)
+@click.option(
+    "--max",
+    "max_workers",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="Most workers in the fleet.",
+)
+@click.option(
+    "--capacity",
+    type=click.IntRange(min=0),
+    help="Most workers on this host [default: CPUs allowed by affinity and cgroup quota].",
+)
+@click.option(
+    "--host-id",
+    default=socket.gethostname,
+    show_default="the hostname",
+    help="This host's name in the fleet; unique per host.",
+)
+@click.option("--fleet", help="The fleet name, when APP cannot be imported here.")
+@click.option(
+    "--warm",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Warm spare workers: connected, taking jobs within milliseconds of a scale-up.",
+)
+@click.option(
+    "--tick",
+    default="1s",
+    callback=to_seconds,
+    metavar="DURATION",
+    show_default=True,
+    help="Decision period.",
+)
+@click.option(
+    "--lease-ttl",
+    default="5s",
+    callback=to_seconds,
+    metavar="DURATION",
+    show_default=True,
+    help="Leader lease; a dead leader is replaced after this.",
+)
+@click.option(
+    "--stop-grace",
+    default="30s",
+    callback=to_seconds,
+    metavar="DURATION",
+    show_default=True,
+    help="How long a stopping worker may drain before SIGKILL.",
+)
+@click.option(
+    "--worker-args",
+    default="",
+    metavar="ARGS",
+    help="Extra `fleetscale worker` arguments, e.g. '--min-idle 10s'.",
+)
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port."
+)
+@click.option("--dry-run", is_flag=True, help="Decide and record, but start and stop nothing.")
+@click.option("--strict", is_flag=True, help="Refuse to start on an unsafe Redis.")
+@logging_options
+@reports_errors
+def controller_command(
+    *,
+    app_path: str,
+    redis_url: str | None,
+    target_p99: float,
+    min_workers: int,
+    max_workers: int,
+    capacity: int | None,
+    host_id: str,
+    fleet: str | None,
+    warm: int,
+    tick: float,
+    lease_ttl: float,
+    stop_grace: float,
+    worker_args: str,
+    metrics_port: int | None,
+    dry_run: bool,
+    strict: bool,
+) -> None:
+    """Run this host's controller for APP: join the fleet, maybe lead it, and run
+    local worker processes at this host's share of the size that meets the target.
+
+    The policy flags seed the fleet's stored policy when it has none; afterwards
+    change it with `fleetscale policy FLEET set`. Ctrl-C or SIGTERM stops the
+    workers (they drain first) and hands over the lead.
+
+    \b
+    Example:
+      fleetscale controller myproject.tasks:app --target-p99 500ms --min 0 --max 32
+    """
+    if not host_id or ":" in host_id or "#" in host_id:
+        raise click.BadParameter("use a name without ':' or '#'", param_hint="--host-id")
+    if tick <= 0 or lease_ttl <= tick:
+        raise click.BadParameter("need 0 < --tick < --lease-ttl", param_hint="--lease-ttl")
+    flags = Policy(target_p99_s=target_p99, min=min_workers, max=max_workers).validate()
+    settings = ControllerSettings(
+        host_id=host_id,
+        capacity=capacity
+        if capacity is not None
+        else default_capacity(affinity_cpus(), cgroup_cpus()),
+        tick_s=tick,
+        heartbeat_s=tick,
+        lease_ttl_s=lease_ttl,
+        host_ttl_s=lease_ttl,
+        dry_run=dry_run,
+    )
+    options = ControllerOptions(
+        app_path=app_path,
+        fleet=_fleet_of(app_path, fleet),
+        flags=flags,
+        settings=settings,
+        supervisor=SupervisorSettings(warm=0 if dry_run else warm, stop_grace_s=stop_grace),
+        worker_args=worker_args,
+        metrics_port=metrics_port,
+        strict=strict,
+    )
+    sys.exit(int(run_controller(options, redis_settings(redis_url))))

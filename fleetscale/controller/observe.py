@@ -1,0 +1,42 @@
+"""What the leader reads each tick, turned into the policy's `Observation` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fleetscale.controller.policy import HostView, Observation
+from fleetscale.fleetview import FleetView
+from fleetscale.registry import Member
+
+
+def host_view(member: Member) -> HostView:
+    """A host's heartbeat fields as the policy's `HostView` (missing counts are 0)."""
+
+    def count(name: str) -> int:
+        try:
+            return int(member.fields.get(name, "0"))
+        except ValueError:
+            return 0
+
+    return HostView(
+        host=member.id,
+        capacity=count("capacity"),
+        running=count("running"),
+        ready=count("ready"),
+        starting=count("starting"),
+    )
+
+
+def observation(view: FleetView, hosts: Iterable[Member]) -> Observation:
+    """The fleet view and the live hosts as one `Observation`."""
+    return Observation(
+        wait_p50_s=view.wait_p50_s,
+        wait_p99_s=view.wait_p99_s,
+        head_of_line_age_s=view.head_of_line_age_s,
+        backlog=view.backlog,
+        arrival_rate_per_s=view.arrival_rate_per_s,
+        service_time_s=view.service_time_s,
+        busy_fraction=view.busy_fraction,
+        telemetry_age_s=view.telemetry_age_s,
+        hosts=tuple(sorted((host_view(m) for m in hosts), key=lambda h: h.host)),
+    )

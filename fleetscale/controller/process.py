@@ -1,0 +1,137 @@
+"""A controller process: build the reconciler, install the signals, run until stopped.
+
+The first SIGTERM (or Ctrl-C) stops the loop: local workers drain, the lease is handed
+over, the host unregisters. A second exits at once; the workers then drain on their
+own (they die with their controller).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from fleetscale.config import RedisSettings
+from fleetscale.controller.leader import Leadership, lease_id
+from fleetscale.controller.policy import Policy
+from fleetscale.controller.policystore import PolicyStore
+from fleetscale.controller.reconciler import ControllerSettings, Reconciler, seed_policy
+from fleetscale.controller.supervisor import Supervisor, SupervisorSettings, worker_launcher
+from fleetscale.errors import ConfigurationError, FleetscaleError, RedisUnavailable
+from fleetscale.exitcode import ExitCode
+from fleetscale.keys import FleetKeys
+from fleetscale.metrics import PrometheusRecorder, Recorder
+from fleetscale.store import connect, preflight, redis_errors
+
+log = logging.getLogger("fleetscale.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    """Everything `fleetscale controller` is given.
+
+    Attributes:
+        app_path: the workers' APP (`module:attr`).
+        fleet: the fleet name (the App's).
+        flags: the policy from the command line (seeds the fleet's policy).
+        settings: the reconciler's settings.
+        supervisor: the supervisor's settings.
+        worker_args: extra `fleetscale worker` arguments, as one shell string.
+        metrics_port: serve Prometheus metrics here; None for none.
+        strict: refuse to start on an unsafe Redis deployment.
+    """
+
+    app_path: str
+    fleet: str
+    flags: Policy
+    settings: ControllerSettings
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    worker_args: str = ""
+    metrics_port: int | None = None
+    strict: bool = False
+
+
+def policy_differences(stored: Policy, flags: Policy) -> list[str]:
+    """`key: stored (flags: value)` for every field where the two policies differ."""
+    a, b = stored.to_dict(), flags.to_dict()
+    return [f"{k}={a[k]} (flags: {b[k]})" for k in a if a[k] != b[k]]
+
+
+def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconciler:
+    """Connect, check Redis, settle the policy and build the reconciler.
+
+    Raises:
+        RedisUnavailable, RedisAuthError: Redis cannot be used.
+        ConfigurationError: `strict` and the deployment is unsafe.
+    """
+    keys = FleetKeys(options.fleet)
+    client = connect(redis)
+    with redis_errors(redis.url):
+        warnings = preflight(client).warnings
+    for warning in warnings:
+        log.warning("unsafe Redis deployment: %s", warning)
+    if warnings and options.strict:
+        raise ConfigurationError(f"refusing to start (--strict): {warnings[0]}")
+    policy, differs = seed_policy(PolicyStore(client, keys, redis.url), options.flags)
+    if differs:
+        log.warning("fleet %r already has a policy (version %d) that differs from the flags; "
+                    "using the stored one: %s", options.fleet, policy.version,
+                    "; ".join(policy_differences(policy.policy, options.flags)))  # fmt: skip
+    recorder: Recorder | None = None
+    if options.metrics_port is not None:
+        prometheus = PrometheusRecorder(options.settings.host_id)
+        prometheus.serve(options.metrics_port)
+        recorder = prometheus
+    launcher = worker_launcher(
+        options.app_path, redis.url, options.settings.host_id, shlex.split(options.worker_args)
+    )
+    candidate = lease_id(options.settings.host_id)
+    return Reconciler(
+        client=client,
+        keys=keys,
+        url=redis.url,
+        settings=options.settings,
+        supervisor=Supervisor(launcher, options.supervisor),
+        leadership=Leadership(client, keys, redis.url, candidate, options.settings.lease_ttl_s),
+        policy=policy,
+        recorder=recorder,
+    )
+
+
+def install_stop_signals(
+    stop: threading.Event, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
+    """First signal: stop cleanly. Second: exit now."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(ExitCode.FAILURE)
+        stop.set()
+
+    for signum in signals:
+        signal.signal(signum, on_stop)
+
+
+def run_controller(options: ControllerOptions, redis: RedisSettings) -> ExitCode:
+    """Run this host's controller until stopped; return the exit code."""
+    try:
+        reconciler = build_controller(options, redis)
+    except RedisUnavailable as exc:
+        log.error("%s", exc)
+        return ExitCode.REDIS_UNREACHABLE
+    except FleetscaleError as exc:
+        log.error("%s", exc)
+        return ExitCode.USAGE
+    stop = threading.Event()
+    install_stop_signals(stop)
+    s = options.settings
+    mode = "dry run (recommends only)" if s.dry_run else f"{options.supervisor.warm} warm"
+    log.info("controller %s for fleet %r: capacity %d, %s", s.host_id, options.fleet,
+             s.capacity, mode)  # fmt: skip
+    reconciler.run(stop)
+    return ExitCode.OK

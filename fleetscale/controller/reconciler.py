@@ -1,0 +1,308 @@
+"""One host's controller loop: observe → decide → act → record, on one schedule.
+
+`reconcile_once(now)` runs the duties that are due, each on its own period, from a
+single drift-free `Schedule`; `run()` is a thin loop around it. Every host converges to
+its quota in the leader's plan; only the leader decides and writes the plan; without a
+fresh plan a host holds its size. Redis failures of one duty are logged once and do
+not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.controller.leader import Leadership, Lease, host_of
+from fleetscale.controller.observe import observation
+from fleetscale.controller.plan import Plan, PlanStore, decision_record
+from fleetscale.controller.policy import Policy, State, decide
+from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
+from fleetscale.controller.supervisor import Supervisor
+from fleetscale.deadletters import DeadLetters
+from fleetscale.errors import FleetscaleError
+from fleetscale.fleetview import read_fleet_view
+from fleetscale.keys import GROUP, FleetKeys
+from fleetscale.metrics import NullRecorder, Recorder
+from fleetscale.registry import LiveSet
+from fleetscale.store import Client, redis_errors, script
+
+log = logging.getLogger("fleetscale.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """How one host's controller runs.
+
+    Attributes:
+        host_id: this host's name in the fleet (unique per host).
+        capacity: the most active workers this host may run.
+        tick_s: period of the decision and of convergence, seconds.
+        heartbeat_s: period of the host heartbeat, seconds.
+        host_ttl_s: a host silent this long loses its quota, seconds.
+        lease_ttl_s: the leader lease; a dead leader is replaced after this, seconds.
+        view_window_s: the sliding window of the wait quantiles the leader reads, seconds.
+        trim_every_s: how often the leader trims acknowledged entries, seconds.
+        cleanup_every_s: how often the leader deletes idle consumers, seconds.
+        consumer_idle_s: consumers idle this long with nothing pending are deleted.
+        dry_run: decide and record, but start and stop no worker and write no plan.
+    """
+
+    host_id: str
+    capacity: int
+    tick_s: float = 1.0
+    heartbeat_s: float = 1.0
+    host_ttl_s: float = 5.0
+    lease_ttl_s: float = 5.0
+    view_window_s: float = 5.0
+    trim_every_s: float = 10.0
+    cleanup_every_s: float = 60.0
+    consumer_idle_s: float = 600.0
+    dry_run: bool = False
+
+    @property
+    def plan_stale_s(self) -> float:
+        """A plan older than this means no leader: hosts hold their size, seconds."""
+        return 2 * self.lease_ttl_s + self.tick_s
+
+
+class Reconciler:
+    """Runs one host's controller duties (see the module docstring). One thread."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        keys: FleetKeys,
+        url: str,
+        settings: ControllerSettings,
+        supervisor: Supervisor,
+        leadership: Leadership,
+        policy: VersionedPolicy,
+        recorder: Recorder | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.url = url
+        self.settings = settings
+        self.supervisor = supervisor
+        self.leadership = leadership
+        self.policy = policy
+        self.recorder = recorder or NullRecorder()
+        self.monotonic = monotonic
+        self.policies = PolicyStore(client, keys, url)
+        self.plans = PlanStore(client, keys, url)
+        self.hosts = LiveSet(client, url, keys.hosts, keys.host)
+        self.clock = RedisTimeEstimate(monotonic)
+        self.lease = Lease(False, 0, None)
+        self.state = State()
+        self.plan: Plan | None = None
+        self.quota: int | None = None
+        self._trim = script(client, "trim")
+        self._cleanup = script(client, "cleanup")
+        self._failing: set[str] = set()
+        self.schedule = Schedule(
+            start_s=monotonic(),
+            periods_s={
+                "heartbeat": settings.heartbeat_s,
+                "lead": settings.tick_s,
+                "decide": settings.tick_s,
+                "converge": settings.tick_s,
+                "trim": settings.trim_every_s,
+                "cleanup": settings.cleanup_every_s,
+            },
+        )
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile until `stop` is set, then shut down cleanly."""
+        try:
+            while not stop.is_set():
+                self.reconcile_once(self.monotonic())
+                stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
+        finally:
+            self.shutdown()
+
+    def reconcile_once(self, now: float) -> None:
+        """Run every duty due at monotonic time `now`."""
+        duties: dict[str, Callable[[], None]] = {
+            "heartbeat": self.heartbeat,
+            "lead": self.lead,
+            "decide": self.decide,
+            "converge": self.converge,
+            "trim": self.trim,
+            "cleanup": self.cleanup,
+        }
+        for name in self.schedule.due(now):
+            self._guarded(name, duties[name])
+
+    def _guarded(self, name: str, duty: Callable[[], None]) -> None:
+        try:
+            duty()
+        except FleetscaleError as exc:
+            if name not in self._failing:
+                log.warning("controller %s: %s failed: %s", self.settings.host_id, name, exc)
+                self._failing.add(name)
+            return
+        if name in self._failing:
+            log.info("controller %s: %s works again", self.settings.host_id, name)
+            self._failing.discard(name)
+
+    def shutdown(self) -> None:
+        """Stop local workers, hand over the lease, unregister the host."""
+        self.supervisor.stop_all()
+        for name, duty in (("resign", self.leadership.resign), ("unregister", self._unregister)):
+            self._guarded(name, duty)
+
+    def _unregister(self) -> None:
+        self.hosts.remove(self.settings.host_id)
+
+    # -- duties ------------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Register this host with its capacity and worker counts."""
+        counts = self.supervisor.counts()
+        failures = self.supervisor.failures
+        info = {
+            "host": self.settings.host_id,
+            "capacity": self.settings.capacity,
+            "running": counts.running,
+            "ready": counts.ready,
+            "starting": counts.starting,
+            "warm": counts.warm,
+            "quota": "" if self.quota is None else self.quota,
+            "spawn_failures": failures.total,
+            "last_error": failures.last_error or "",
+            "backoff": int(failures.count > 0),
+            "dry_run": int(self.settings.dry_run),
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+        }
+
+        def heartbeat_s() -> float:
+            return (
+                self.hosts.heartbeat(self.settings.host_id, self.settings.host_ttl_s, info) / 1000
+            )
+
+        self.clock.calibrate(heartbeat_s, refresh=True)
+        self.recorder.local(counts, self.quota, self.settings.capacity)
+        self.recorder.spawn_failures(self.supervisor.new_spawn_failures())
+
+    def lead(self) -> None:
+        """Take or keep the leader lease; a new leader resumes the stored plan's state."""
+        was_leading = self.lease.leading
+        self.lease = self.leadership.attempt()
+        self.recorder.leader(self.lease.leading)
+        if self.lease.leading and not was_leading:
+            log.info("controller %s leads fleet %r (token %d)", self.settings.host_id,
+                     self.keys.fleet, self.lease.token)  # fmt: skip
+            stored = self.plans.read()
+            self.state = stored.state if stored else State()
+        elif was_leading and not self.lease.leading:
+            log.warning("controller %s lost the lead to %s", self.settings.host_id,
+                        host_of(self.lease.holder))  # fmt: skip
+
+    def decide(self) -> None:
+        """Leader only: observe the fleet, decide its size, publish the plan."""
+        self._reload_policy()
+        if not self.lease.leading:
+            return
+        view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s)
+        dead = DeadLetters(self.client, self.keys, self.url).count()
+        self.recorder.fleet(view, dead)
+        decision = decide(
+            observation(view, self.hosts.live()), self.state, self.policy.policy, view.observed_at_s
+        )
+        previous = self.state.desired
+        plan = Plan(
+            token=self.lease.token,
+            leader=self.settings.host_id,
+            desired=decision.desired,
+            quotas=dict(decision.quotas),
+            reason=decision.reason.value,
+            decided_at_s=view.observed_at_s,
+            policy_version=self.policy.version,
+            state=decision.state,
+        )
+        record = decision_record(decision, leader=self.settings.host_id, at_s=view.observed_at_s,
+                                 previous=previous, dry_run=self.settings.dry_run,
+                                 policy_version=self.policy.version)  # fmt: skip
+        if not self.plans.publish(self.leadership.candidate, self.lease.token,
+                                  None if self.settings.dry_run else plan, record):  # fmt: skip
+            self.lease = Lease(False, self.lease.token, None)
+            return
+        self.state = decision.state
+        self.recorder.decision(decision.desired, decision.reason.value, previous)
+        self.recorder.recommended(decision.desired)
+        if previous != decision.desired:
+            log.info("fleet %r: %s → %d workers (%s)", self.keys.fleet, previous, decision.desired,
+                     decision.reason.value)  # fmt: skip
+
+    def _reload_policy(self) -> None:
+        stored = self.policies.read()
+        if stored is not None and stored.version != self.policy.version:
+            log.info("policy version %d loaded", stored.version)
+            self.policy = stored  # one assignment: the swap is atomic
+
+    def converge(self) -> None:
+        """Move this host's workers toward its quota; hold without a fresh plan."""
+        self.plan = self.plans.read()
+        counts = self.supervisor.counts()
+        target = self._target(counts.running)
+        busy = self._busy_pids() if target < counts.running else set()
+        self.supervisor.ensure(target, busy)
+
+    def _target(self, running: int) -> int:
+        plan = self.plan
+        if plan is None or self.settings.dry_run or self.clock.offset_s is None:
+            self.quota = None
+            return running
+        age_s = self.clock.now_s() - plan.decided_at_s
+        if age_s > self.settings.plan_stale_s:
+            self.quota = None
+            return running
+        self.recorder.desired(plan.desired)
+        self.quota = min(plan.quotas.get(self.settings.host_id, 0), self.settings.capacity)
+        return self.quota
+
+    def _busy_pids(self) -> set[int]:
+        """Pids of this host's workers that hold entries (stopped last)."""
+        with redis_errors(self.url):
+            if not self.client.exists(self.keys.jobs):
+                return set()
+            consumers = self.client.xinfo_consumers(self.keys.jobs, GROUP)
+        busy = set()
+        for consumer in consumers:
+            host, _, rest = consumer["name"].decode().partition(":")
+            pid = rest.split(":", 1)[0]
+            if host == self.settings.host_id and int(consumer["pending"]) > 0 and pid.isdigit():
+                busy.add(int(pid))
+        return busy
+
+    def trim(self) -> None:
+        """Leader only: drop stream entries no group needs any more."""
+        if self.lease.leading:
+            with redis_errors(self.url):
+                self._trim(keys=[self.keys.jobs])
+
+    def cleanup(self) -> None:
+        """Leader only: delete consumers idle with nothing pending."""
+        if self.lease.leading:
+            with redis_errors(self.url):
+                self._cleanup(
+                    keys=[self.keys.jobs], args=[GROUP, int(self.settings.consumer_idle_s * 1000)]
+                )
+
+
+def seed_policy(store: PolicyStore, flags: Policy) -> tuple[VersionedPolicy, bool]:
+    """Store `flags` as the fleet's policy if it has none; return the policy in force
+    and whether it differs from the flags (the caller says so at start)."""
+    stored = store.seed(flags)
+    return stored, stored.policy != flags
