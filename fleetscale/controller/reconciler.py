@@ -182,6 +182,7 @@ class Reconciler:
             "last_error": failures.last_error or "",
             "backoff": int(failures.count > 0),
             "dry_run": int(self.settings.dry_run),
+            "leading": int(self.lease.leading),
             "pid": os.getpid(),
             "hostname": socket.gethostname(),
         }

@@ -140,12 +140,12 @@ class Supervisor:
     # -- observing ---------------------------------------------------------------------
 
     def counts(self) -> LocalWorkers:
-        """Running (active, not stopping), ready, starting and warm workers."""
+        """Running (active, not stopping), ready, starting, and warm spares ready to wake."""
         active = self._active()
         ready = sum(h.phase is Phase.READY for h in active)
-        spares = sum(h.spare and h.phase is not Phase.STOPPING for h in self.workers)
+        warm = sum(h.spare and h.phase is Phase.WARM for h in self.workers)
         return LocalWorkers(
-            running=len(active), ready=ready, starting=len(active) - ready, warm=spares
+            running=len(active), ready=ready, starting=len(active) - ready, warm=warm
         )
 
     def _active(self) -> list[WorkerHandle]:

@@ -1,0 +1,124 @@
+"""The local supervisor against real (stand-in) worker processes; no Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleetscale.controller.supervisor import Phase, Supervisor, SupervisorSettings
+from fleetscale.worker.lifeline import STATUS_FD_ENV
+from tests.support.procs import wait_until
+
+FAKE = str(Path(__file__).resolve().parents[1] / "support" / "fakeworker.py")
+
+
+class FakeLauncher:
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.launched = 0
+
+    def __call__(self, *, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
+        self.launched += 1
+        env = {**os.environ, STATUS_FD_ENV: str(status_fd), "FAKE_MODE": self.mode}
+        argv = [sys.executable, FAKE, *(["--warm"] if warm else [])]
+        return subprocess.Popen(argv, env=env, pass_fds=(status_fd,))
+
+
+@pytest.fixture
+def launcher() -> FakeLauncher:
+    return FakeLauncher()
+
+
+@pytest.fixture
+def supervisor(launcher: FakeLauncher) -> Iterator[Supervisor]:
+    sup = Supervisor(launcher, SupervisorSettings(warm=1, stop_grace_s=1.0, backoff_base_s=0.5))
+    yield sup
+    sup.stop_all(grace_s=1.0)
+
+
+def settle(sup: Supervisor, target: int, ready: int, warm: int) -> None:
+    def converged() -> bool:
+        sup.ensure(target)
+        c = sup.counts()
+        return c.running == target and c.ready == ready and c.warm == warm
+
+    wait_until(converged, timeout_s=20, what=f"{ready} ready and {warm} warm")
+
+
+def test_it_starts_the_workers_asked_for_plus_a_warm_spare(supervisor: Supervisor) -> None:
+    settle(supervisor, target=3, ready=3, warm=1)
+    phases = sorted(h.phase.value for h in supervisor.workers)
+    assert phases == ["ready", "ready", "ready", "warm"]
+
+
+def test_a_scale_up_wakes_the_warm_spare_before_starting_a_cold_one(
+    supervisor: Supervisor, launcher: FakeLauncher
+) -> None:
+    settle(supervisor, target=0, ready=0, warm=1)
+    spare = supervisor.workers[0]
+    before = launcher.launched
+    supervisor.ensure(1)
+    assert spare.spare is False, "the spare was woken"
+    assert launcher.launched == before + 1, "only a new spare was started"
+    settle(supervisor, target=1, ready=1, warm=1)
+    assert spare.phase is Phase.READY
+
+
+def test_a_scale_down_stops_idle_workers_before_busy_ones(supervisor: Supervisor) -> None:
+    settle(supervisor, target=3, ready=3, warm=1)
+    active = [h for h in supervisor.workers if not h.spare]
+    busy = {active[0].pid, active[1].pid}
+    supervisor.ensure(2, busy_pids=busy)
+    stopped = [h for h in supervisor.workers if h.phase is Phase.STOPPING]
+    assert [h.pid for h in stopped] == [active[2].pid]
+    settle(supervisor, target=2, ready=2, warm=1)
+
+
+def test_a_worker_that_dies_is_replaced(supervisor: Supervisor) -> None:
+    settle(supervisor, target=2, ready=2, warm=1)
+    victim = next(h for h in supervisor.workers if not h.spare)
+    victim.popen.kill()
+    victim.popen.wait()
+    settle(supervisor, target=2, ready=2, warm=1)
+    assert victim not in supervisor.workers
+
+
+def test_a_worker_that_cannot_start_puts_starts_on_an_exponential_backoff() -> None:
+    launcher = FakeLauncher(mode="fail")
+    sup = Supervisor(launcher, SupervisorSettings(warm=0, backoff_base_s=0.5, backoff_cap_s=60))
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:  # a busy reconcile loop, as fast as it goes
+            sup.ensure(4)
+            time.sleep(0.02)
+        # 3 s of asking for 4 workers: starts at 0, 0.5, 1.5 (and maybe 3.5 s), not 150.
+        assert 2 <= launcher.launched <= 4, launcher.launched
+        assert (
+            sup.failures.total == launcher.launched or sup.failures.total == launcher.launched - 1
+        )
+        assert sup.failures.last_error == "cannot import 'app': no module named 'app'"
+        assert sup.counts().ready == 0
+    finally:
+        sup.stop_all(grace_s=1.0)
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    launcher = FakeLauncher(mode="stubborn")
+    sup = Supervisor(launcher, SupervisorSettings(warm=0, stop_grace_s=0.3))
+    settle(sup, target=1, ready=1, warm=0)
+    (handle,) = sup.workers
+    sup.ensure(0)
+    assert handle.phase is Phase.STOPPING
+
+    def gone() -> bool:
+        sup.ensure(0)
+        return not sup.workers
+
+    wait_until(gone, timeout_s=10, what="the stubborn worker to be killed")
+    assert handle.popen.returncode == -9
