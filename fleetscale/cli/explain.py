@@ -45,7 +45,8 @@ def render(record: dict[str, Any]) -> str:
         f"  head-of-line {_fmt(obs['head_of_line_age_s'], 's')}"
         f"  backlog {_fmt(obs['backlog'])}  arrivals {_fmt(obs['arrival_rate_per_s'], '/s')}",
         f"  service {_fmt(obs['service_time_s'], 's')}"
-        f"  telemetry age {_fmt(obs['telemetry_age_s'], 's')}",
+        f"  telemetry age {_fmt(record.get('telemetry_age_s'), 's')}"
+        f"{' (stale: ignored)' if obs['telemetry_age_s'] is None and record.get('telemetry_age_s') else ''}",
         f"{model}  quotas {record['quotas']}",
     ]
     return "\n".join(lines)

@@ -80,9 +80,13 @@ class Plan:
 
 def decision_record(
     decision: Decision, *, leader: str, at_s: float, previous: int | None, dry_run: bool,
-    policy_version: int,
+    policy_version: int, telemetry_age_s: float | None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A decision as `explain` shows it: outcome, reason and every input."""
+    """A decision as `explain` shows it: outcome, reason and every input.
+
+    `telemetry_age_s` is the age as read, before the policy judged it stale (the
+    observation in the inputs shows stale signals as unknown).
+    """
     inputs = dataclasses.asdict(decision.inputs)
     return {
         "at_s": at_s,
@@ -93,6 +97,7 @@ def decision_record(
         "quotas": dict(decision.quotas),
         "reason": decision.reason.value,
         "policy_version": policy_version,
+        "telemetry_age_s": telemetry_age_s,
         "inputs": inputs,
     }
 

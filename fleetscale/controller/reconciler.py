@@ -110,8 +110,8 @@ class Reconciler:
         self.schedule = Schedule(
             start_s=monotonic(),
             periods_s={
-                "heartbeat": settings.heartbeat_s,
                 "lead": settings.tick_s,
+                "heartbeat": settings.heartbeat_s,
                 "decide": settings.tick_s,
                 "converge": settings.tick_s,
                 "trim": settings.trim_every_s,
@@ -133,8 +133,8 @@ class Reconciler:
     def reconcile_once(self, now: float) -> None:
         """Run every duty due at monotonic time `now`."""
         duties: dict[str, Callable[[], None]] = {
-            "heartbeat": self.heartbeat,
             "lead": self.lead,
+            "heartbeat": self.heartbeat,
             "decide": self.decide,
             "converge": self.converge,
             "trim": self.trim,
@@ -234,7 +234,8 @@ class Reconciler:
         )
         record = decision_record(decision, leader=self.settings.host_id, at_s=view.observed_at_s,
                                  previous=previous, dry_run=self.settings.dry_run,
-                                 policy_version=self.policy.version)  # fmt: skip
+                                 policy_version=self.policy.version,
+                                 telemetry_age_s=view.telemetry_age_s)  # fmt: skip
         if not self.plans.publish(self.leadership.candidate, self.lease.token,
                                   None if self.settings.dry_run else plan, record):  # fmt: skip
             self.lease = Lease(False, self.lease.token, None)
