@@ -34,6 +34,8 @@ def render(record: dict[str, Any]) -> str:
     inputs, obs = record["inputs"], record["inputs"]["observation"]
     when = time.strftime("%H:%M:%S", time.gmtime(record["at_s"]))
     dry = " (dry run)" if record.get("dry_run") else ""
+    read_age = record.get("telemetry_age_s")
+    stale = " (stale: ignored)" if obs["telemetry_age_s"] is None and read_age is not None else ""
     model = (
         f"  capacity model {_fmt(inputs['capacity_workers'])}"
         f"  drain {_fmt(inputs['drain_workers'])}  wait ratio {_fmt(inputs['wait_ratio'])}"
@@ -45,8 +47,7 @@ def render(record: dict[str, Any]) -> str:
         f"  head-of-line {_fmt(obs['head_of_line_age_s'], 's')}"
         f"  backlog {_fmt(obs['backlog'])}  arrivals {_fmt(obs['arrival_rate_per_s'], '/s')}",
         f"  service {_fmt(obs['service_time_s'], 's')}"
-        f"  telemetry age {_fmt(record.get('telemetry_age_s'), 's')}"
-        f"{' (stale: ignored)' if obs['telemetry_age_s'] is None and record.get('telemetry_age_s') else ''}",
+        f"  telemetry age {_fmt(record.get('telemetry_age_s'), 's')}{stale}",
         f"{model}  quotas {record['quotas']}",
     ]
     return "\n".join(lines)
