@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from fleetscale.controller.supervisor import Phase, Supervisor, SupervisorSettings
-from fleetscale.worker.lifeline import STATUS_FD_ENV
+from tests.support.launcher import FakeLauncher
 from tests.support.procs import wait_until
-
-FAKE = str(Path(__file__).resolve().parents[1] / "support" / "fakeworker.py")
-
-
-class FakeLauncher:
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
-        self.launched = 0
-
-    def __call__(self, *, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
-        self.launched += 1
-        env = {**os.environ, STATUS_FD_ENV: str(status_fd), "FAKE_MODE": self.mode}
-        argv = [sys.executable, FAKE, *(["--warm"] if warm else [])]
-        return subprocess.Popen(argv, env=env, pass_fds=(status_fd,))
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""The reconciler in-process against a real Redis: the cost of a tick, trimming, clean-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetscale.config import RedisSettings
+from fleetscale.controller.leader import Leadership, lease_id
+from fleetscale.controller.policy import Policy
+from fleetscale.controller.policystore import PolicyStore
+from fleetscale.controller.reconciler import ControllerSettings, Reconciler, seed_policy
+from fleetscale.controller.supervisor import Supervisor, SupervisorSettings
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import GROUP, FleetKeys
+from fleetscale.producer import Producer
+from fleetscale.registry import Registry
+from fleetscale.store import Client, connect
+from fleetscale.telemetry import TelemetryFlusher, WindowDelta
+from tests.support.launcher import FakeLauncher
+
+
+def reconciler(
+    client: Client, keys: FleetKeys, url: str, consumer_idle_s: float = 600.0
+) -> Reconciler:
+    """A reconciler whose workers are stand-ins (no Redis of their own)."""
+    store = PolicyStore(client, keys, url)
+    policy, _ = seed_policy(store, Policy(min=0, max=8))
+    return Reconciler(
+        client=client,
+        keys=keys,
+        url=url,
+        settings=ControllerSettings(host_id="h1", capacity=8, consumer_idle_s=consumer_idle_s),
+        supervisor=Supervisor(FakeLauncher(), SupervisorSettings(warm=0, stop_grace_s=2)),
+        leadership=Leadership(client, keys, url, lease_id("h1"), ttl_s=5),
+        policy=policy,
+    )
+
+
+def fake_workers(client: Client, keys: FleetKeys, url: str, count: int) -> None:
+    """`count` workers that heartbeat and flushed telemetry for each of the last 15 s."""
+    now_s = int(client.time()[0])
+    registry = Registry(client, keys, url)
+    for i in range(count):
+        worker = f"fake:{i}:0"
+        registry.heartbeat(worker, 60, {"host": "h1", "state": "running"})
+        flusher = TelemetryFlusher(client, keys, worker, url)
+        windows = {}
+        for w in range(now_s - 15, now_s):
+            delta = WindowDelta(busy_us=500_000, up_us=1_000_000, done=10, samples=1)
+            delta.wait.record(0.01 * (1 + i % 7), 10)
+            windows[w] = delta
+        flusher._send(1, windows)
+
+
+def commands_per_tick(client: Client, rec: Reconciler) -> int:
+    client.config_resetstat()
+    for duty in (rec.lead, rec.heartbeat, rec.decide, rec.converge):
+        duty()
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
+@pytest.mark.timeout(180)
+def test_redis_commands_per_decision_tick_do_not_grow_with_the_number_of_workers(
+    private_redis: EmbeddedRedis,
+) -> None:
+    counts = {}
+    for workers in (10, 1000):
+        keys = FleetKeys(f"scale-{workers}")
+        client = connect(RedisSettings(url=private_redis.url))
+        JobStream(client, keys, private_redis.url).ensure_group()
+        Producer(keys.fleet, private_redis.url).submit_many([("noop", (), {})] * 50)
+        fake_workers(client, keys, private_redis.url, workers)
+        rec = reconciler(client, keys, private_redis.url)
+        try:
+            commands_per_tick(client, rec)  # first tick: takes the lease, loads the state
+            counts[workers] = commands_per_tick(client, rec)
+        finally:
+            rec.supervisor.stop_all()
+    print(f"Redis commands per tick (scripts' inner commands included): {counts}")
+    assert counts[10] == counts[1000]
+
+
+def test_trimming_removes_only_acknowledged_entries(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    stream = JobStream(client, keys, redis_settings.url)
+    stream.ensure_group()
+    Producer(fleet, redis_settings.url).submit_many([("noop", (), {})] * 10)
+    delivered = stream.fetch("w1", 6, None)
+    client.xack(
+        keys.jobs, GROUP, *[d.entry_id for d in delivered[:4]]
+    )  # 4 acked, 2 pending, 4 undelivered
+    rec = reconciler(client, keys, redis_settings.url)
+    rec.lead()
+    rec.trim()
+    remaining = [eid for eid, _ in client.xrange(keys.jobs)]
+    assert len(remaining) == 6, "the 2 pending and 4 undelivered entries stay"
+    assert remaining[:2] == [d.entry_id for d in delivered[4:]]
+
+
+def test_clean_up_never_deletes_a_consumer_with_pending_entries(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    stream = JobStream(client, keys, redis_settings.url)
+    stream.ensure_group()
+    Producer(fleet, redis_settings.url).submit_many([("noop", (), {})] * 2)
+    stream.fetch("holder", 1, None)
+    stream.fetch("idle", 1, None)
+    client.xack(
+        keys.jobs,
+        GROUP,
+        client.xpending_range(keys.jobs, GROUP, "-", "+", 10, "idle")[0]["message_id"],
+    )
+    rec = reconciler(client, keys, redis_settings.url, consumer_idle_s=0.0)
+    rec.lead()
+    rec.cleanup()
+    names = {c["name"] for c in client.xinfo_consumers(keys.jobs, GROUP)}
+    assert names == {b"holder"}
