@@ -62,6 +62,8 @@ class Recording:
     started_wall: dict[str, list[float]] = field(default_factory=dict)
     per_second: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     """(t_s, running, ready, warm, desired) each second."""
+    startup_s: dict[float, float] = field(default_factory=dict)
+    """The host's median spawn-to-ready time as reported each second."""
     t0_wall: float = 0.0
 
 
@@ -103,7 +105,7 @@ def sample_fleet(client_url: str, keys: FleetKeys, rec: Recording, stop: threadi
 
 
 def run_real(trace: Trace, tmp: Path, seed: int) -> tuple[Recording, float]:
-    """Run the real fleet; return the recording and the measured cold start-up, s."""
+    """Run the real fleet; return the recording and the cold start-up of an idle machine."""
     ledger = tmp / "ledger.txt"
     with EmbeddedRedis(tmp / "redis") as server:
         env = {
@@ -269,8 +271,13 @@ def main() -> None:
     args = parser.parse_args()
     trace = parse_trace(STEP_TRACE, "step-20-200-20")
     with tempfile.TemporaryDirectory() as tmp:
-        rec, cold_s = run_real(trace, Path(tmp), args.seed)
+        rec, idle_cold_s = run_real(trace, Path(tmp), args.seed)
     real = summarise_real(rec)
+    # The simulator gets the start-up the fleet really had: the host's median
+    # spawn-to-ready time once the step-up's workers have started (slower than on an idle
+    # machine: they start together, on two busy cores).
+    after_step = [v for t, v in sorted(rec.startup_s.items()) if t >= STEP_UP_S + 15]
+    cold_s = after_step[0] if after_step else idle_cold_s
     config = SimConfig(
         target_p99_s=TARGET_S,
         period_s=1.0,
@@ -288,7 +295,8 @@ def main() -> None:
     sim_p99 = nearest_rank(sorted(sim.run.waits_s), 0.99)
     print(
         f"trace {trace.name}: 20 → 200 → 20 jobs/s, {JOB_S * 1000:.0f} ms jobs, target p99 "
-        f"{TARGET_S}s, measured cold start-up {cold_s:.2f}s, {WARM} warm spares\n"
+        f"{TARGET_S}s, cold start-up {cold_s:.2f}s as measured in the run ({idle_cold_s:.2f}s"
+        f" on an idle machine), {WARM} warm spares\n"
     )
     print(
         "| t (s) | rate/s | real running | real desired | sim ready+starting"

@@ -68,7 +68,10 @@ def logging_options(fn: Callable[P, R]) -> Callable[P, R]:
         return value
 
     def apply_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        configure_logging(ctx.meta.get("fleetscale.log_level", "info"), value)
+        level = ctx.meta.get("fleetscale.log_level", "info")
+        configure_logging(level, value)
+        # Worker processes a controller starts inherit the same logging.
+        os.environ["FLEETSCALE_LOG_LEVEL"], os.environ["FLEETSCALE_LOG_FORMAT"] = level, value
         return value
 
     fn = click.option(

@@ -181,6 +181,7 @@ class Reconciler:
             "spawn_failures": failures.total,
             "last_error": failures.last_error or "",
             "backoff": int(failures.count > 0),
+            "startup_s": "" if (up := self.supervisor.startup_s()) is None else f"{up:.3f}",
             "dry_run": int(self.settings.dry_run),
             "leading": int(self.lease.leading),
             "pid": os.getpid(),

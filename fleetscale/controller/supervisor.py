@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +30,9 @@ from fleetscale.metrics import LocalWorkers
 from fleetscale.worker.lifeline import HOST_ID_ENV, PARENT_PID_ENV, STATUS_FD_ENV
 
 log = logging.getLogger("fleetscale.controller")
+
+STARTUP_HISTORY = 50
+"""Start-up times kept for the median the host reports."""
 
 
 class Phase(Enum):
@@ -136,6 +140,7 @@ class Supervisor:
         self.monotonic = monotonic
         self.workers: list[WorkerHandle] = []
         self.failures = StartFailures()
+        self.startups_s: list[float] = []
 
     # -- observing ---------------------------------------------------------------------
 
@@ -179,12 +184,22 @@ class Supervisor:
     def _on_status(self, handle: WorkerHandle, line: str) -> None:
         if line == "warm" and handle.phase is Phase.STARTING:
             handle.phase = Phase.WARM
-            self.failures.count = 0
+            self._started(handle)
         elif line == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
+            if handle.phase is Phase.STARTING:
+                self._started(handle)
             handle.phase = Phase.READY
-            self.failures.count = 0
         elif line.startswith("error "):
             handle.error = line[len("error ") :]
+
+    def _started(self, handle: WorkerHandle) -> None:
+        self.failures.count = 0
+        self.startups_s.append(self.monotonic() - handle.started_s)
+        del self.startups_s[:-STARTUP_HISTORY]
+
+    def startup_s(self) -> float | None:
+        """Median seconds from spawn to ready (or warm) of the last starts, if any."""
+        return statistics.median(self.startups_s) if self.startups_s else None
 
     def _account_exit(self, handle: WorkerHandle, code: int) -> None:
         if handle.phase is Phase.STOPPING:

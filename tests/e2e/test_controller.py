@@ -9,13 +9,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fleetscale.controller.leader import host_of
 from fleetscale.controller.plan import PlanStore
+from fleetscale.embedded import free_port
 from fleetscale.keys import FleetKeys
+from fleetscale.metrics import METRICS
 from fleetscale.producer import Producer
 from fleetscale.store import Client
 from tests.support.fleet import LedgerFleet, alive, controller, host_fields, worker_pids
@@ -97,6 +100,8 @@ def test_two_controllers_share_one_leader_and_the_survivor_takes_over_when_it_di
         wait_until(lambda: host_of((client.get(keys.leader) or b"").decode()) == survivor,
                    timeout_s=LEASE_TTL_S + TICK_S + 10, what="the survivor to lead")  # fmt: skip
         takeover_s = time.monotonic() - killed_at
+        wait_until(lambda: set((plans.read() or plan).quotas) == {survivor}, timeout_s=30,
+                   what="the dead host's quota to move to the survivor")  # fmt: skip
         wait_until(
             lambda: not any(alive(p) for p in dead_pids),
             timeout_s=30,
@@ -193,3 +198,31 @@ def test_a_worker_app_that_fails_to_import_backs_off_shows_the_error_and_recover
     wait_until(lambda: host_fields(client, keys, "A").get("ready") == "1", timeout_s=70,
                what="a worker once the import works")  # fmt: skip
     print(f"{failures} failed starts before the fix; recovered without a restart")
+
+
+@pytest.mark.timeout(120)
+def test_a_dry_run_controller_recommends_and_exports_metrics_but_starts_nothing(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> None:
+    port = free_port()
+    controller(ledger_fleet, "A", "--capacity", "4", "--min", "1", "--max", "4", "--dry-run",
+               "--metrics-port", str(port))  # fmt: skip
+    url = ledger_fleet.redis_url
+    Producer(ledger_fleet.fleet, url).submit_many(
+        [("record", (f"k{i}", 0.0), {}) for i in range(50)]
+    )
+    wait_until(lambda: any(d["desired"] >= 1 for d in decisions(client, keys, url)), timeout_s=30,
+               what="a recommendation to scale up")  # fmt: skip
+    assert all(d["dry_run"] for d in decisions(client, keys, url))
+    assert PlanStore(client, keys, url).read() is None, "a dry run writes no plan"
+    assert worker_pids(client, keys, "A") == set(), "a dry run starts no worker"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    exported = {
+        line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and line[0] != "#"
+    }
+    missing = {name for name in METRICS if name not in exported}
+    assert not missing, f"metrics not exported: {missing}"
+    recommended = [
+        line for line in body.splitlines() if line.startswith("fleetscale_workers_recommended ")
+    ]
+    assert recommended and float(recommended[0].split()[1]) >= 1
