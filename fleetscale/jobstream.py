@@ -27,12 +27,17 @@ class Delivery(NamedTuple):
     Attributes:
         entry_id: the stream entry id (its first part is the enqueue time, Redis ms).
         fields: the entry's raw fields.
-        deliveries: how many times Redis has delivered it, this time included.
+        deliveries: attempts charged to it so far: deliveries by a read, this one
+            included, plus runs started after a reclaim.
+        charged: False for a reclaimed entry: starting it charges one more attempt
+            (`JobStream.charge`), so an entry its previous holder never started is
+            not counted as a failed attempt.
     """
 
     entry_id: EntryId
     fields: Fields
     deliveries: int = 1
+    charged: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ class JobStream:
         self._settle = script(client, "settle")
         self._renew = script(client, "renew")
         self._reclaim = script(client, "reclaim")
+        self._charge = script(client, "charge")
         self._promote = script(client, "promote")
 
     def ensure_group(self) -> None:
@@ -162,7 +168,10 @@ class JobStream:
         )
 
     def reclaim(self, consumer: str, min_idle_ms: int, cursor: EntryId, count: int) -> Reclaimed:
-        """Claim entries idle over `min_idle_ms` for `consumer`; report deleted ones."""
+        """Claim entries idle over `min_idle_ms` for `consumer`; report deleted ones.
+
+        The claimed entries are not charged an attempt until started (`charge`).
+        """
         with redis_errors(self.url):
             reply = self._reclaim(
                 keys=[self.keys.jobs, self.keys.lost],
@@ -170,7 +179,7 @@ class JobStream:
             )
         next_cursor, entries, counts, deleted = reply
         deliveries = [
-            Delivery(eid, dict(zip(flat[::2], flat[1::2], strict=True)), int(n))
+            Delivery(eid, dict(zip(flat[::2], flat[1::2], strict=True)), int(n), charged=False)
             for (eid, flat), n in zip(entries, counts, strict=True)
         ]
         return Reclaimed(next_cursor, deliveries, list(deleted))
@@ -205,6 +214,15 @@ class JobStream:
         with redis_errors(self.url):
             lost = self._renew(keys=[self.keys.jobs], args=[GROUP, consumer, *entry_ids])
         return list(lost)
+
+    def charge(self, consumer: str, entry_id: EntryId) -> int:
+        """Count one more attempt of a reclaimed entry `consumer` is about to run.
+
+        Returns its attempts so far, this one included; 0 if another consumer owns it.
+        """
+        with redis_errors(self.url):
+            count = self._charge(keys=[self.keys.jobs], args=[GROUP, consumer, entry_id])
+        return int(count)
 
     def promote_due(self, limit: int = 500) -> int:
         """Move up to `limit` due delayed jobs into the stream; return how many moved."""

@@ -243,13 +243,18 @@ class Consumer:
         if task is None:
             self._dead(delivery, f"unknown task {job.task!r}", "", delivery.deliveries, job)
             return
-        attempt = job.prior_attempts + delivery.deliveries
+        attempt = job.prior_attempts + delivery.deliveries + (not delivery.charged)
         if attempt > task.options.max_attempts:
             reason = (
                 f"gave up after {attempt - 1} attempts (max_attempts="
                 f"{task.options.max_attempts}); the last ended without a result"
             )
             self._dead(delivery, reason, "", attempt - 1, job)
+            return
+        if not delivery.charged and not self.stream.charge(self.worker_id, delivery.entry_id):
+            # Claimed by another worker since this one reclaimed it: not ours to run.
+            self.mark_lost([delivery.entry_id])
+            self._forget([delivery.entry_id])
             return
         self._execute(delivery, job, task, attempt, now)
 
@@ -258,7 +263,10 @@ class Consumer:
     ) -> None:
         failure = self._call(task, job, started)
         run_s = self.monotonic() - started
-        self.mean_run_s += RUN_TIME_SMOOTHING * (run_s - self.mean_run_s)
+        # The first run sets the estimate: smoothing from 0 would make the first
+        # batches prefetch up to ten times what the window allows.
+        weight = RUN_TIME_SMOOTHING if self.mean_run_s else 1.0
+        self.mean_run_s += weight * (run_s - self.mean_run_s)
         if self.recorder is not None:
             self.recorder.record(started, run_s, delivery.entry_id, failure is None)
         if failure is None:

@@ -172,6 +172,22 @@ def test_a_job_whose_deliveries_used_up_its_attempts_is_dead_lettered_unrun(
     assert "gave up after 2 attempts" in letter.reason
 
 
+def test_a_reclaimed_entry_is_charged_an_attempt_only_when_a_worker_starts_it(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    stream = JobStream(client, keys, redis_settings.url)
+    stream.ensure_group()
+    Producer(fleet, redis_settings.url).submit_many([("poison", (), {}), ("innocent", (), {})])
+    claim_as_ghost(client, keys)  # a prefetched batch whose worker died on its first job
+    first = stream.reclaim("w1", 0, b"0-0", 10).deliveries
+    assert [(d.deliveries, d.charged) for d in first] == [(1, False), (1, False)]
+    assert stream.charge("w1", first[0].entry_id) == 2, "starting the first one charges it"
+    # w1 dies running the first; the second, never started, keeps its count.
+    second = stream.reclaim("w2", 0, b"0-0", 10).deliveries
+    assert [d.deliveries for d in second] == [2, 1]
+    assert stream.charge("w1", first[1].entry_id) == 0, "w1 no longer owns it"
+
+
 def test_a_worker_does_not_ack_an_entry_another_worker_claimed_meanwhile(
     fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
 ) -> None:
