@@ -121,7 +121,12 @@ class WorkerSettings:
         min_idle_s: a pending job idle this long is presumed abandoned and reclaimed.
         reclaim_every_s: how often the worker looks for abandoned jobs.
         lease_renew_s: how often a running job's lease is renewed; must be well under
-            `min_idle_s` (default a third of it).
+            `min_idle_s` (0: a third of it).
+        renew_leases: renew the leases of held entries. Off, a job running longer than
+            `min_idle_s` is reclaimed and run again by another worker while it still
+            runs (what queues without leases do); ownership is still checked before
+            running and acking. Only for fleets whose jobs are all far shorter than
+            `min_idle_s`; it saves one Redis call per `lease_renew_s` per worker.
         heartbeat_every_s: how often the worker re-registers itself.
         heartbeat_ttl_s: a worker silent this long is presumed dead.
         flush_every_s: how often telemetry deltas are written to Redis.
@@ -142,6 +147,7 @@ class WorkerSettings:
     min_idle_s: float = 30.0
     reclaim_every_s: float = 5.0
     lease_renew_s: float = 0.0
+    renew_leases: bool = True
     heartbeat_every_s: float = 2.0
     heartbeat_ttl_s: float = 10.0
     flush_every_s: float = 1.0

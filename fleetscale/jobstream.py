@@ -207,12 +207,18 @@ class JobStream:
             lost = self._settle(keys=[self.keys.jobs, self.keys.delayed, self.keys.dlq], args=args)
         return list(lost)
 
-    def renew(self, consumer: str, entry_ids: Sequence[EntryId]) -> list[EntryId]:
-        """Reset the idle time of entries `consumer` still owns; return those it lost."""
+    def renew(
+        self, consumer: str, entry_ids: Sequence[EntryId], *, touch: bool = True
+    ) -> list[EntryId]:
+        """Reset the idle time of entries `consumer` still owns; return those it lost.
+
+        `touch=False` only checks ownership and leaves idle times alone.
+        """
         if not entry_ids:
             return []
+        args: list[EncodableT] = [GROUP, consumer, int(touch), *entry_ids]
         with redis_errors(self.url):
-            lost = self._renew(keys=[self.keys.jobs], args=[GROUP, consumer, *entry_ids])
+            lost = self._renew(keys=[self.keys.jobs], args=args)
         return list(lost)
 
     def charge(self, consumer: str, entry_id: EntryId) -> int:

@@ -63,6 +63,12 @@ from fleetscale.worker.process import run_worker
     help="Start as a warm spare: connect and register, consume only after SIGUSR1.",
 )
 @click.option(
+    "--no-lease-renewal",
+    is_flag=True,
+    help="Never renew the lease of a running job: one running past --min-idle is run "
+    "again by another worker. Only for fleets of jobs far shorter than --min-idle.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Refuse to start on an unsafe Redis (no AOF, evicting maxmemory-policy).",
@@ -80,6 +86,7 @@ def worker_command(
     prefetch_window: float,
     no_telemetry: bool,
     warm: bool,
+    no_lease_renewal: bool,
     strict: bool,
 ) -> None:
     """Run one worker process for APP (`module:attribute` naming a fleetscale App).
@@ -98,6 +105,7 @@ def worker_command(
         max_batch=max_batch,
         prefetch_window_s=prefetch_window,
         telemetry=not no_telemetry,
+        renew_leases=not no_lease_renewal,
         strict=strict,
     ).validate()
     lifeline = Lifeline.from_environ(os.environ)

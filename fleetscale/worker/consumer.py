@@ -226,7 +226,8 @@ class Consumer:
             self._adapt_sampler(len(deliveries))
 
     def _verify_owned(self, deliveries: list[Delivery]) -> None:
-        lost = self.stream.renew(self.worker_id, [d.entry_id for d in deliveries])
+        ids = [d.entry_id for d in deliveries]
+        lost = self.stream.renew(self.worker_id, ids, touch=self.settings.renew_leases)
         if lost:
             self.mark_lost(lost)
 

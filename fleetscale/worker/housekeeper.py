@@ -162,9 +162,11 @@ class Housekeeper:
         self.flusher.flush(self.buffer)
 
     def renew(self) -> None:
-        """Keep the leases of held entries; learn which were lost to another worker."""
+        """Keep the leases of held entries (unless renewal is off); learn which were
+        lost to another worker."""
         held = self.consumer.held_ids()
-        lost = self.stream.renew(self.consumer.worker_id, held)
+        touch = self.settings.renew_leases
+        lost = self.stream.renew(self.consumer.worker_id, held, touch=touch)
         if lost:
             # Some may have been settled by the main thread meanwhile; mark_lost
             # keeps only those still held.
