@@ -98,7 +98,8 @@ class Producer:
         ).validate()
         url = resolve_redis_url(redis_url, os.environ)
         self.redis_settings = replace(redis or RedisSettings(), url=url).validate()
-        self.client = connect(self.redis_settings)
+        # Never resend a submission whose reply timed out: it may be in Redis already.
+        self.client = connect(self.redis_settings, retry_timeouts=False)
         self.stream = JobStream(self.client, self.keys, url)
         self._submit_script = script(self.client, "submit")
         self._ids = JobIds()

@@ -156,6 +156,27 @@ def test_with_redis_frozen_submit_times_out_instead_of_hanging(
     print(f"submit with Redis frozen failed after {time.monotonic() - started:.2f}s")
 
 
+def test_a_submit_whose_reply_timed_out_is_never_resent(
+    private_redis: EmbeddedRedis, fleet: str
+) -> None:
+    producer = Producer(fleet, private_redis.url)
+    producer.submit("noop")
+    private_redis.pause()
+    # Frozen a little past the 2 s socket timeout: the XADD sent before is still
+    # queued and runs on resume; a retry would add the job a second time.
+    thaw = threading.Timer(2.5, private_redis.resume)
+    thaw.start()
+    try:
+        producer.submit("noop", args=("during",))
+        outcome = "returned"
+    except RedisUnavailable:
+        outcome = "raised"
+    thaw.join()
+    added = [e for e in producer.client.xrange(producer.keys.jobs) if b"during" in e[1][b"j"]]
+    print(f"submit {outcome}; the job is in the stream {len(added)}×")
+    assert len(added) <= 1, "the job was added twice by a resent XADD"
+
+
 def test_redis_errors_never_escape_as_redis_py_exceptions(
     producer: Producer, client: Client, keys: FleetKeys
 ) -> None:
