@@ -30,8 +30,11 @@ def note(kind: str, key: str) -> None:
 
 
 @app.task
-def work(key: str, sleep_s: float = 0.0) -> None:
-    """Note the start, sleep `sleep_s` seconds (standing in for work), note the end."""
+def work(key: str, sleep_s: float = 0.0, pad: str = "") -> None:
+    """Note the start, sleep `sleep_s` seconds (standing in for work), note the end.
+
+    `pad` only makes the job bigger (memory pressure rows).
+    """
     note(START, key)
     if sleep_s:
         time.sleep(sleep_s)

@@ -76,6 +76,7 @@ class Load:
         rate_per_s: jobs per second.
         sleep_s: each job's run time, seconds.
         total: stop after this many submissions; None runs until `stop()`.
+        pad_bytes: pad each job with this many bytes.
     """
 
     def __init__(
@@ -86,12 +87,14 @@ class Load:
         rate_per_s: float,
         sleep_s: float = 0.0,
         total: int | None = None,
+        pad_bytes: int = 0,
     ) -> None:
         self.submitter = submitter
         self.prefix = prefix
         self.rate_per_s = rate_per_s
         self.sleep_s = sleep_s
         self.total = total
+        self.pad = "x" * pad_bytes
         self.sent = 0
         self.outcomes: dict[str, int] = {}
         self._stop = threading.Event()
@@ -104,7 +107,8 @@ class Load:
             if self.sent >= due:
                 self._stop.wait(1.0 / self.rate_per_s)
                 continue
-            kind = self.submitter.submit("work", f"{self.prefix}{self.sent}", (self.sleep_s,))
+            key = f"{self.prefix}{self.sent}"
+            kind = self.submitter.submit("work", key, (self.sleep_s, self.pad))
             self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
             self.sent += 1
 

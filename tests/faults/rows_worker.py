@@ -194,7 +194,7 @@ def long_job_renewed(env: RowEnv) -> Outcome:
     "worker-long-job-no-renewal",
     "worker",
     "negative control: renewal off, the checker must flag the duplicate",
-    negative=True,
+    expect_red=("duplicated=",),
 )
 def long_job_not_renewed(env: RowEnv) -> Outcome:
     """The same with `--no-lease-renewal`: the second worker runs the job again."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.catalog import ci_rows
-from tests.faults.rows import Row, RowEnv, run_row
+from tests.faults.rows import Row, RowEnv, RowResult, run_row
 from tests.faults.table import table
 from tests.support.procs import Processes
 
@@ -25,18 +25,18 @@ def _require_tools(fault: Row) -> None:
         pytest.skip(reason)
 
 
-def _run(fault: Row, tmp_path: Path, procs: Processes) -> tuple[bool, list[str]]:
+def _run(fault: Row, tmp_path: Path, procs: Processes) -> RowResult:
     _require_tools(fault)
     result = run_row(fault, RowEnv(tmp_path, procs, SEED))
     print(table([result]))
-    return result.outcome.red, result.outcome.violations
+    return result
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("fault", [r for r in ci_rows() if not r.negative], ids=lambda r: r.name)
 def test_each_fault_row_meets_its_pass_rule(fault: Row, tmp_path: Path, procs: Processes) -> None:
-    red, violations = _run(fault, tmp_path, procs)
-    assert not red, f"{fault.name} ({fault.rule}): {'; '.join(violations)}"
+    result = _run(fault, tmp_path, procs)
+    assert result.passed, f"{fault.name} ({fault.rule}): {'; '.join(result.outcome.violations)}"
 
 
 @pytest.mark.timeout(300)
@@ -44,5 +44,7 @@ def test_each_fault_row_meets_its_pass_rule(fault: Row, tmp_path: Path, procs: P
 def test_the_checker_flags_each_negative_control_red(
     fault: Row, tmp_path: Path, procs: Processes
 ) -> None:
-    red, _ = _run(fault, tmp_path, procs)
-    assert red, f"{fault.name}: the checker missed the fault ({fault.rule})"
+    result = _run(fault, tmp_path, procs)
+    violations = result.outcome.violations
+    assert violations, f"{fault.name}: the checker missed the fault ({fault.rule})"
+    assert result.passed, f"{fault.name}: expected only {fault.expect_red}, got {violations}"
