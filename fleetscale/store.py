@@ -101,6 +101,12 @@ def redis_errors(url: str) -> Iterator[None]:
             f"Redis at {where} is unreachable: {_scrub(str(exc), url)}; "
             "check that it runs and the URL (--redis-url / FLEETSCALE_REDIS_URL)"
         ) from None
+    except redis.exceptions.OutOfMemoryError:
+        raise RedisCommandError(
+            f"Redis at {where} is out of memory (used memory above maxmemory) and refuses "
+            "writes such as new jobs, while workers keep draining the queue; retry "
+            "later, or raise maxmemory"
+        ) from None
     except redis.ResponseError as exc:
         raise RedisCommandError(f"Redis at {where} refused a command: {exc}") from None
     except redis.RedisError as exc:

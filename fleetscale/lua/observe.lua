@@ -31,7 +31,9 @@ if last == nil then lag = info['length'] end
 
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if not newest[2] or now - tonumber(newest[2]) >= 1000 then
-  redis.call('ZADD', KEYS[2], now, now .. ':' .. added)
+  -- pcall: at maxmemory (noeviction) Redis refuses the ZADD; the reading must still
+  -- work then (status, the leader's decision), with the rate from older samples.
+  redis.pcall('ZADD', KEYS[2], now, now .. ':' .. added)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
