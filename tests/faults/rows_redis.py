@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from fleetscale.errors import FleetscaleError
+from fleetscale.status import read_status
 from tests.faults.cluster import Cluster, first_log_s, start_cluster
 from tests.faults.ledger import FAILED
 from tests.faults.load import Load
@@ -103,11 +105,20 @@ def preflight_warnings(env: RowEnv) -> Outcome:
     return judge(cluster, verdict, f"{warned} warnings; --strict exits {codes}", bad)
 
 
+def status_fails(cluster: Cluster) -> list[str]:
+    """`fleetscale status` of the fleet, as a violation if it cannot be read."""
+    try:
+        read_status(cluster.client, cluster.keys, cluster.url)
+    except FleetscaleError as exc:
+        return [f"status fails: {exc}"]
+    return []
+
+
 @row(
     "redis-maxmemory",
     "redis",
-    "at maxmemory (noeviction) producers get a clear error and workers keep draining: "
-    "lost = 0, no refused job runs",
+    "at maxmemory (noeviction) producers get a clear error, workers keep draining, status "
+    "still reads: lost = 0, no refused job runs",
 )
 def full_memory(env: RowEnv) -> Outcome:
     """Fill Redis to `maxmemory` with a flood of padded jobs while one worker drains."""
@@ -117,9 +128,10 @@ def full_memory(env: RowEnv) -> Outcome:
     with Load(submitter, prefix="k", rate_per_s=3000, sleep_s=0.001, pad_bytes=2000) as load:
         wait_until(lambda: load.outcomes.get(FAILED, 0) >= 20, timeout_s=60,
                    what="submissions refused at maxmemory")  # fmt: skip
-    refused = [e for e in submitter.errors if "maxmemory" in e or "memory" in e.lower()]
+        bad = status_fails(cluster)
+    refused = [e for e in submitter.errors if "maxmemory" in e]
     message = submitter.errors[0] if submitter.errors else "none"
-    bad = [] if refused else [f"refusals do not name the memory limit: {message!r}"]
+    bad += [] if refused else [f"refusals do not name the memory limit: {message!r}"]
     verdict = settle(cluster)
     figure = f"{load.outcomes.get(FAILED, 0)} refused: {message[:90]}"
     return judge(cluster, verdict, figure, bad)
