@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.faults import rows_redis, rows_worker  # noqa: F401
+from tests.faults import rows_redis, rows_streams, rows_worker  # noqa: F401
 from tests.faults.rows import GROUPS, ROWS, Row
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -187,8 +188,27 @@ class Cluster:
         """Wait, polling, until the run is settled."""
         wait_until(self.settled, timeout_s=timeout_s, every_s=0.2, what="the fleet to settle")
 
+    def telemetry_done(self) -> int:
+        """Jobs done according to the fleet's telemetry windows since the row started."""
+        first = int(self.started_redis_s) - 1
+        last = int(redis_time_s(self.client)) + 1
+        pipe = self.client.pipeline(transaction=False)
+        for window in range(first, last + 1):
+            pipe.hget(self.keys.telemetry(window), "done")
+        return sum(int(n) for n in pipe.execute() if n)
+
+    def wait_telemetry(self, timeout_s: float = 10.0) -> None:
+        """Give live workers time to flush what they did (about once a second): wait
+        until the telemetry counts at least the jobs they did, or `timeout_s`."""
+        expected = sum(1 for r in read_ledger(self.ledger_dir) if r.kind == DONE and alive(r.pid))
+        deadline = time.monotonic() + timeout_s
+        while self.telemetry_done() < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def merged_p99_s(self) -> float | None:
-        """The fleet's merged p99 queue wait since the row started (from telemetry)."""
+        """The fleet's merged p99 queue wait since the row started (from telemetry),
+        once live workers have flushed."""
+        self.wait_telemetry()
         window_s = redis_time_s(self.client) - self.started_redis_s + 1.0
         return read_fleet_view(self.client, self.keys, self.url, window_s).wait_p99_s
 
