@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.faults import rows_redis, rows_streams, rows_worker  # noqa: F401
+from tests.faults import (  # noqa: F401
+    rows_network,
+    rows_redis,
+    rows_streams,
+    rows_worker,
+)
 from tests.faults.rows import GROUPS, ROWS, Row
 
 
