@@ -12,8 +12,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from fleetscale.errors import ConfigurationError
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.store import Client, redis_errors, script
+
+
+class MemberTaken(ConfigurationError):
+    """Raised when a member id is live under another owner: two controllers were
+    started with one host id.
+
+    Attributes:
+        member: the id both claim.
+        owner: the live owner's id.
+    """
+
+    def __init__(self, member: str, owner: str, pid: str, hostname: str) -> None:
+        super().__init__(
+            f"host id {member!r} is in use by another live controller (pid {pid or '?'} on "
+            f"{hostname or '?'}); give every host its own --host-id"
+        )
+        self.member = member
+        self.owner = owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +65,26 @@ class LiveSet:
         self.info_key = info_key
         self._heartbeat = script(client, "heartbeat")
 
-    def heartbeat(self, member: str, ttl_s: float, info: Mapping[str, Any]) -> int:
-        """Mark `member` live for `ttl_s` seconds with its info; return Redis ms."""
-        args: list[Any] = [member, int(ttl_s * 1000)]
+    def heartbeat(
+        self, member: str, ttl_s: float, info: Mapping[str, Any], *, owner: str = ""
+    ) -> int:
+        """Mark `member` live for `ttl_s` seconds with its info; return Redis ms.
+
+        Args:
+            owner: who registers it (a controller's lease id); empty for no check.
+
+        Raises:
+            MemberTaken: `member` is live under another owner (nothing was written).
+        """
+        args: list[Any] = [member, int(ttl_s * 1000), owner]
         for name, value in info.items():
             args += [name, str(value)]
         with redis_errors(self.url):
-            return int(self._heartbeat(keys=[self.members_key, self.info_key(member)], args=args))
+            reply = self._heartbeat(keys=[self.members_key, self.info_key(member)], args=args)
+        if isinstance(reply, list):
+            other, pid, hostname = (part.decode() for part in reply)
+            raise MemberTaken(member, other, pid, hostname)
+        return int(reply)
 
     def live(self) -> list[Member]:
         """Members whose heartbeat has not expired, with their info (two round trips)."""

@@ -130,8 +130,13 @@ def run_controller(options: ControllerOptions, redis: RedisSettings) -> ExitCode
     stop = threading.Event()
     install_stop_signals(stop)
     s = options.settings
+    try:
+        reconciler.claim_host(2 * s.host_ttl_s + s.tick_s)
+    except FleetscaleError as exc:
+        log.error("%s", exc)
+        return ExitCode.REDIS_UNREACHABLE if isinstance(exc, RedisUnavailable) else ExitCode.USAGE
     mode = "dry run (recommends only)" if s.dry_run else f"{options.supervisor.warm} warm"
     log.info("controller %s for fleet %r: capacity %d, %s", s.host_id, options.fleet,
              s.capacity, mode)  # fmt: skip
     reconciler.run(stop)
-    return ExitCode.OK
+    return ExitCode.OK if reconciler.displaced is None else ExitCode.USAGE

@@ -29,7 +29,7 @@ from fleetscale.errors import FleetscaleError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.metrics import NullRecorder, Recorder
-from fleetscale.registry import LiveSet
+from fleetscale.registry import LiveSet, MemberTaken
 from fleetscale.store import Client, redis_errors, script
 
 log = logging.getLogger("fleetscale.controller")
@@ -107,6 +107,7 @@ class Reconciler:
         self._trim = script(client, "trim")
         self._cleanup = script(client, "cleanup")
         self._failing: set[str] = set()
+        self.displaced: MemberTaken | None = None
         self.schedule = Schedule(
             start_s=monotonic(),
             periods_s={
@@ -121,10 +122,31 @@ class Reconciler:
 
     # -- the loop ----------------------------------------------------------------------
 
+    def claim_host(self, wait_s: float) -> None:
+        """Register this host before the loop starts (workers start only after).
+
+        A controller restarted after a crash finds its predecessor's registration still
+        live for up to `host_ttl_s`; it waits up to `wait_s` for it to lapse.
+
+        Raises:
+            MemberTaken: another live controller keeps this host id.
+        """
+        deadline = self.monotonic() + wait_s
+        while True:
+            try:
+                self.heartbeat()
+                return
+            except MemberTaken as exc:
+                if self.monotonic() >= deadline:
+                    raise
+                log.warning("%s; waiting up to %.0fs for it to lapse", exc, wait_s)
+                time.sleep(self.settings.tick_s)
+
     def run(self, stop: threading.Event) -> None:
-        """Reconcile until `stop` is set, then shut down cleanly."""
+        """Reconcile until `stop` is set (or another controller takes this host id),
+        then shut down cleanly."""
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.displaced is None:
                 self.reconcile_once(self.monotonic())
                 stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
         finally:
@@ -142,10 +164,16 @@ class Reconciler:
         }
         for name in self.schedule.due(now):
             self._guarded(name, duties[name])
+            if self.displaced is not None:
+                return
 
     def _guarded(self, name: str, duty: Callable[[], None]) -> None:
         try:
             duty()
+        except MemberTaken as exc:
+            log.error("controller %s stops: %s", self.settings.host_id, exc)
+            self.displaced = exc
+            return
         except FleetscaleError as exc:
             if name not in self._failing:
                 log.warning("controller %s: %s failed: %s", self.settings.host_id, name, exc)
@@ -156,10 +184,12 @@ class Reconciler:
             self._failing.discard(name)
 
     def shutdown(self) -> None:
-        """Stop local workers, hand over the lease, unregister the host."""
+        """Stop local workers, hand over the lease, unregister the host (unless another
+        controller owns the host id now: its registration stays)."""
         self.supervisor.stop_all()
-        for name, duty in (("resign", self.leadership.resign), ("unregister", self._unregister)):
-            self._guarded(name, duty)
+        self._guarded("resign", self.leadership.resign)
+        if self.displaced is None:
+            self._guarded("unregister", self._unregister)
 
     def _unregister(self) -> None:
         self.hosts.remove(self.settings.host_id)
@@ -189,9 +219,10 @@ class Reconciler:
         }
 
         def heartbeat_s() -> float:
-            return (
-                self.hosts.heartbeat(self.settings.host_id, self.settings.host_ttl_s, info) / 1000
-            )
+            owner = self.leadership.candidate
+            ms = self.hosts.heartbeat(self.settings.host_id, self.settings.host_ttl_s, info,
+                                      owner=owner)  # fmt: skip
+            return ms / 1000
 
         self.clock.calibrate(heartbeat_s, refresh=True)
         self.recorder.local(counts, self.quota, self.settings.capacity)

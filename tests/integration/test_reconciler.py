@@ -14,7 +14,7 @@ from fleetscale.embedded import EmbeddedRedis
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.producer import Producer
-from fleetscale.registry import Registry
+from fleetscale.registry import MemberTaken, Registry
 from fleetscale.store import Client, connect
 from fleetscale.telemetry import TelemetryFlusher, WindowDelta
 from tests.support.launcher import FakeLauncher
@@ -118,3 +118,18 @@ def test_clean_up_never_deletes_a_consumer_with_pending_entries(
     rec.cleanup()
     names = {c["name"] for c in client.xinfo_consumers(keys.jobs, GROUP)}
     assert names == {b"holder"}
+
+
+def test_a_second_controller_with_the_same_host_id_is_refused_and_the_first_keeps_it(
+    client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    first = reconciler(client, keys, redis_settings.url)
+    second = reconciler(client, keys, redis_settings.url)
+    first.claim_host(wait_s=0)
+    with pytest.raises(MemberTaken, match="'h1' is in use by another live controller"):
+        second.claim_host(wait_s=0)
+    second.reconcile_once(second.monotonic() + 60)
+    assert second.displaced is not None, "a controller whose host id is taken stops"
+    second.shutdown()
+    first.heartbeat()
+    assert client.hget(keys.host("h1"), "owner") == first.leadership.candidate.encode()
