@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.faults import (  # noqa: F401
+    rows_controller,
     rows_network,
     rows_redis,
     rows_streams,
