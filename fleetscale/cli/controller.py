@@ -111,6 +111,15 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
     help="Extra `fleetscale worker` arguments, e.g. '--min-idle 10s'.",
 )
 @click.option(
+    "--worker-redis-url",
+    envvar="FLEETSCALE_WORKER_REDIS_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="Redis URL of the workers this controller starts (their own ACL user); "
+    "default the controller's. Prefer the environment variable: it keeps the "
+    "password out of the process list.",
+)
+@click.option(
     "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port."
 )
 @click.option("--dry-run", is_flag=True, help="Decide and record, but start and stop nothing.")
@@ -132,6 +141,7 @@ def controller_command(
     lease_ttl: float,
     stop_grace: float,
     worker_args: str,
+    worker_redis_url: str | None,
     metrics_port: int | None,
     dry_run: bool,
     strict: bool,
@@ -170,6 +180,7 @@ def controller_command(
         settings=settings,
         supervisor=SupervisorSettings(warm=0 if dry_run else warm, stop_grace_s=stop_grace),
         worker_args=worker_args,
+        worker_redis_url=worker_redis_url,
         metrics_port=metrics_port,
         strict=strict,
     )

@@ -42,6 +42,8 @@ class ControllerOptions:
         settings: the reconciler's settings.
         supervisor: the supervisor's settings.
         worker_args: extra `fleetscale worker` arguments, as one shell string.
+        worker_redis_url: the Redis URL of the workers it starts (with the worker ACL
+            user); None for the controller's own.
         metrics_port: serve Prometheus metrics here; None for none.
         strict: refuse to start on an unsafe Redis deployment.
     """
@@ -52,6 +54,7 @@ class ControllerOptions:
     settings: ControllerSettings
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     worker_args: str = ""
+    worker_redis_url: str | None = None
     metrics_port: int | None = None
     strict: bool = False
 
@@ -88,7 +91,10 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
         prometheus.serve(options.metrics_port)
         recorder = prometheus
     launcher = worker_launcher(
-        options.app_path, redis.url, options.settings.host_id, shlex.split(options.worker_args)
+        options.app_path,
+        options.worker_redis_url or redis.url,
+        options.settings.host_id,
+        shlex.split(options.worker_args),
     )
     candidate = lease_id(options.settings.host_id)
     return Reconciler(
