@@ -6,6 +6,7 @@ from tests.faults import (  # noqa: F401
     rows_controller,
     rows_network,
     rows_redis,
+    rows_security,
     rows_streams,
     rows_worker,
 )

@@ -81,6 +81,7 @@ class Cluster:
         self.ledger_dir = self.directory / "ledger"
         self.producer_ledger = ProducerLedger(self.ledger_dir)
         self.workers: list[Proc] = []
+        self.unsettled = False
         self._client: Client | None = None
         self.started_redis_s = redis_time_s(self.client)
 
@@ -184,9 +185,13 @@ class Cluster:
         """Whether no job can run again (see the module docstring)."""
         return self.stream_quiet() and not self.busy_pids()
 
-    def wait_settled(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
-        """Wait, polling, until the run is settled."""
-        wait_until(self.settled, timeout_s=timeout_s, every_s=0.2, what="the fleet to settle")
+    def wait_settled(self, timeout_s: float = SETTLE_TIMEOUT_S) -> bool:
+        """Wait, polling, until the run is settled; False if it did not in `timeout_s`."""
+        try:
+            wait_until(self.settled, timeout_s=timeout_s, every_s=0.2, what="settling")
+        except AssertionError:
+            return False
+        return True
 
     def telemetry_done(self) -> int:
         """Jobs done according to the fleet's telemetry windows since the row started."""

@@ -43,13 +43,12 @@ class Submitter:
     explicit_ids: bool = False
     errors: list[str] = field(default_factory=list)
 
-    def submit(self, task: str, key: str, args: Sequence[Any] = (), **kwargs: Any) -> str:
-        """Submit `task(key, *args, **kwargs)`; return the ledger outcome."""
+    def submit(self, task: str, key: str, args: Sequence[Any] = (), *, delay_s: float = 0.0) -> str:
+        """Submit `task(key, *args)` (after `delay_s`); return the ledger outcome."""
         self.ledger.note(SUBMITTED, key)
+        job_id = key if self.explicit_ids else None
         try:
-            self.producer.submit(
-                task, (key, *args), kwargs, job_id=key if self.explicit_ids else None
-            )
+            self.producer.submit(task, (key, *args), job_id=job_id, delay_s=delay_s)
         except FleetscaleError as exc:
             kind = outcome_of(exc)
             self.ledger.note(kind, key, f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.faults.checker import Verdict, unexplained_duplicates
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import SETTLE_TIMEOUT_S, Cluster
 from tests.support.procs import Processes
 
 GROUPS = ("worker", "redis", "streams", "network", "controller", "security")
@@ -183,8 +183,9 @@ def explained(cluster: Cluster, faulted_pids: Iterable[int]) -> list[str]:
 
 
 def settle(cluster: Cluster) -> Verdict:
-    """Wait until the run is settled; return the checker's verdict."""
-    cluster.wait_settled()
+    """Wait until the run is settled; return the checker's verdict (`judge` reports a
+    run that never settled)."""
+    cluster.unsettled = not cluster.wait_settled()
     return cluster.verdict()
 
 
@@ -192,10 +193,11 @@ def judge(
     cluster: Cluster, verdict: Verdict, figure: str, *clauses: list[str], notes: Iterable[str] = ()
 ) -> Outcome:
     """The outcome of a settled run: the clauses every row has, plus the row's own."""
+    unsettled = [f"not settled after {SETTLE_TIMEOUT_S:.0f} s"] if cluster.unsettled else []
     return Outcome(
         verdict=verdict,
         figure=figure,
-        violations=[line for clause in (safe(verdict), *clauses) for line in clause],
+        violations=[line for clause in (unsettled, safe(verdict), *clauses) for line in clause],
         merged_p99_s=cluster.merged_p99_s(),
         notes=list(notes),
     )
