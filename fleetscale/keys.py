@@ -11,8 +11,9 @@ Redis Cluster slot, so scripts may touch several of its keys at once.
   msgpack job, score = due time in Redis ms. Members leave when due.
 - `fs:{F}:dlq` (stream): dead letters: the job field `j` plus `reason`, `traceback`,
   `attempts`, `at_ms`. Kept until `dlq purge`.
-- `fs:{F}:id:<job_id>` (string): the stream entry id of an explicit job id; makes
-  `submit(job_id=…)` idempotent. Expires after `dedup_ttl_s` (plus any delay).
+- `fs:{F}:id:<job_id>` (string): `<entry id or "delayed"> <SHA-1 of the job>` of an
+  explicit job id; makes `submit(job_id=…)` idempotent and refuses a different job
+  under the same id. Expires after `dedup_ttl_s` (plus any delay).
 - `fs:{F}:tm:<window>` (hash): telemetry of one `TELEMETRY_WINDOW_S` window starting
   at `<window>` (Redis s): `w:<b>` / `r:<b>` weighted wait / run-time bucket counts,
   `busy_us`, `done`, `failed`, `samples`. Expires after `TELEMETRY_RETENTION_S`.

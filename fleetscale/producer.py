@@ -35,6 +35,8 @@ from fleetscale.store import connect, redis_errors, script
 
 JobSpec: TypeAlias = tuple[str, Sequence[Any], Mapping[str, Any]]
 RETRY_AFTER_S = 0.25
+REUSED_ID = -2
+"""submit.lua's status for a job id already in use by a different job."""
 _MAX_JOB_ID_CHARS = 256
 
 
@@ -126,15 +128,17 @@ class Producer:
             args: positional arguments (msgpack types: str, int, float, bool, None,
                 bytes, lists, dicts).
             kwargs: keyword arguments.
-            job_id: your id for the job; submitting it again while it is remembered
-                (`dedup_ttl_s`) does not create a second job.
+            job_id: your id for the job; submitting the same job again while the id is
+                remembered (`dedup_ttl_s`) does not create a second job, and a different
+                job under a remembered id raises `SubmitError`.
             delay_s: run no earlier than this many seconds from now (Redis time).
             timeout_s: with `max_backlog`, wait up to this long for room, seconds.
 
         Raises:
             Overloaded: the backlog is at or above `max_backlog` (after `timeout_s`).
             PayloadTooLarge: the encoded job is larger than `max_payload_bytes`.
-            SubmitError: bad arguments; RedisUnavailable and others: Redis trouble.
+            SubmitError: bad arguments, or `job_id` in use by a different job;
+                RedisUnavailable and others: Redis trouble.
         """
         if delay_s < 0:
             raise SubmitError(f"bad delay_s={delay_s}: must be ≥ 0")
@@ -168,6 +172,12 @@ class Producer:
         ]
         with redis_errors(self.redis_settings.url):
             status, value = self._submit_script(keys=keys, args=args)
+        if int(status) == REUSED_ID:
+            raise SubmitError(
+                f"job id {job_id!r} is already in use by a different job (within "
+                f"dedup_ttl_s={self.settings.dedup_ttl_s:g}s); give this job its own id, or "
+                "resubmit exactly the same task and arguments to retry the first"
+            )
         return int(value) if int(status) < 0 else None
 
     def submit_many(

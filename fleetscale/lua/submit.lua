@@ -2,8 +2,12 @@
 -- KEYS[1] jobs stream, KEYS[2] delayed zset, KEYS[3] (optional) job-id key
 -- ARGV[1] msgpack job, ARGV[2] delay ms (0 = now), ARGV[3] dedup TTL s,
 -- ARGV[4] max backlog (0 = no limit), ARGV[5] consumer group name
--- Returns {1, ref} when added, {0, ref} when the job id was already known,
--- {-1, backlog} when the backlog is at or above the limit. ref = entry id or "delayed".
+-- The job-id key holds "<ref> <sha1 of the job>": resubmitting the same job is a no-op
+-- (a retry), while a different job under a known id is refused rather than silently
+-- dropped (found by the fault suite: the producer reported it submitted, it never ran).
+-- Returns {1, ref} when added, {0, ref} when the same job was already submitted,
+-- {-2, ref} when the id is known with a different job, {-1, backlog} when the backlog
+-- is at or above the limit. ref = entry id or "delayed".
 local function backlog()
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
@@ -18,9 +22,14 @@ local function backlog()
   return redis.call('XLEN', KEYS[1])
 end
 
+local digest = redis.sha1hex(ARGV[1])
 if #KEYS == 3 then
   local known = redis.call('GET', KEYS[3])
-  if known then return {0, known} end
+  if known then
+    local ref, sum = string.match(known, '^(%S+) (%x+)$')
+    if sum and sum ~= digest then return {-2, ref} end
+    return {0, ref or known}
+  end
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 then
@@ -37,6 +46,7 @@ else
   ref = redis.call('XADD', KEYS[1], '*', 'j', ARGV[1])
 end
 if #KEYS == 3 then
-  redis.call('SET', KEYS[3], ref, 'EX', math.ceil(tonumber(ARGV[3]) + delay / 1000))
+  redis.call('SET', KEYS[3], ref .. ' ' .. digest, 'EX',
+    math.ceil(tonumber(ARGV[3]) + delay / 1000))
 end
 return {1, ref}

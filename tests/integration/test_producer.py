@@ -54,6 +54,16 @@ def test_an_explicit_job_id_submitted_twice_makes_one_job(
     assert client.xlen(keys.jobs) == 1
 
 
+def test_a_different_job_under_a_known_job_id_is_refused_not_dropped(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    producer.submit("resize", ("img-3", 320), job_id="img-3")
+    with pytest.raises(SubmitError, match="'img-3' is already in use by a different job"):
+        producer.submit("resize", ("img-3", 640), job_id="img-3")
+    assert producer.submit("resize", ("img-3", 320), job_id="img-3") == "img-3", "a retry"
+    assert client.xlen(keys.jobs) == 1
+
+
 def test_a_delayed_job_waits_in_the_delayed_set_until_due(
     producer: Producer, client: Client, keys: FleetKeys, redis_settings: RedisSettings
 ) -> None:
