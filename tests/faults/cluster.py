@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleetscale.codec import MalformedJob, decode_job
+import msgpack
+
 from fleetscale.config import RedisSettings
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.fleetview import read_fleet_view
@@ -148,15 +149,13 @@ class Cluster:
         return histories(read_ledger(self.ledger_dir))
 
     def dead_keys(self) -> set[str]:
-        """Keys of the jobs in the dead-letter stream (undecodable letters skipped)."""
+        """Keys of the jobs in the dead-letter stream: the first argument, read best
+        effort (a letter's job may be malformed; letters without a key are skipped)."""
         keys = set()
         for _, fields in self.client.xrange(self.keys.dlq, count=100_000):
-            try:
-                job = decode_job({JOB_FIELD: fields.get(JOB_FIELD, b"")}, 2**62)
-            except MalformedJob:
-                continue
-            if job.args and isinstance(job.args[0], str):
-                keys.add(job.args[0])
+            key = key_of(fields.get(JOB_FIELD, b""))
+            if key is not None:
+                keys.add(key)
         return keys
 
     def stream_quiet(self) -> bool:
@@ -247,6 +246,18 @@ def start_cluster(
     cluster = Cluster(env.directory, env.procs, server, min_idle_s, host)
     env.cleanups.append(cluster.close)
     return cluster
+
+
+def key_of(raw: bytes) -> str | None:
+    """The job key (first argument) of a msgpack job, however malformed, if any."""
+    try:
+        body = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception:
+        return None
+    args = body.get("args") if isinstance(body, dict) else None
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        return args[0]
+    return None
 
 
 class Keeper:

@@ -3,18 +3,32 @@ payloads, and secrets that must never be printed."""
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 
+import msgpack
 import redis
 
 from fleetscale.config import RedisSettings
-from fleetscale.errors import FleetscaleError
+from fleetscale.embedded import free_port
+from fleetscale.errors import FleetscaleError, SubmitError
+from fleetscale.keys import JOB_FIELD
 from fleetscale.status import read_status
 from fleetscale.store import connect
-from tests.faults.cluster import Cluster, start_cluster
-from tests.faults.load import Load, new_submitter
+from tests.faults.cluster import Cluster, key_of, start_cluster
+from tests.faults.ledger import ACKNOWLEDGED, FAILED, SUBMITTED
+from tests.faults.load import Load, Submitter, new_submitter
 from tests.faults.rows import Outcome, RowEnv, judge, row, settle
-from tests.faults.security import ROLES, acl_with_passwords, role_url
+from tests.faults.security import (
+    ROLES,
+    acl_with_passwords,
+    make_certificates,
+    role_url,
+    tls_args,
+    tls_url,
+)
 from tests.support.procs import wait_until
 
 Command = tuple[str, ...]
@@ -173,3 +187,147 @@ def status_as(cluster: Cluster, url: str) -> list[str]:
     finally:
         client.close()
     return []
+
+
+@row(
+    "security-tls",
+    "security",
+    "rediss:// trusting the test CA runs producer, controller and workers (lost = 0); a "
+    "plaintext client and one trusting another CA are refused and their jobs never run",
+    needs=("openssl",),
+)
+def tls(env: RowEnv) -> Outcome:
+    """A Redis with a TLS port and certificates generated for this run."""
+    certs = make_certificates(env.directory / "tls")
+    port = free_port()
+    cluster = start_cluster(env, redis_args=tls_args(certs, port))
+    good = tls_url(port, certs.ca)
+    bad, notes = [], []
+    refusing = {
+        "plaintext": f"redis://127.0.0.1:{port}/0",
+        "wrong CA": tls_url(port, certs.wrong_ca),
+    }
+    for name, url in refusing.items():
+        submitter = new_submitter(url, cluster.fleet, cluster.producer_ledger)
+        outcome = submitter.submit("work", f"refused-{name.replace(' ', '-')}")
+        if outcome == ACKNOWLEDGED:
+            bad.append(f"a {name} client was accepted")
+        notes += [f"{name}: {error}" for error in submitter.errors]
+    cluster.controller("A", "--capacity", "1", "--min", "1", "--max", "1",
+                       env={"FLEETSCALE_REDIS_URL": good})  # fmt: skip
+    cluster.worker(url=good)
+    load = Load(new_submitter(good, cluster.fleet, cluster.producer_ledger), prefix="k",
+                rate_per_s=200, total=200).start()  # fmt: skip
+    wait_until(load.finished, timeout_s=60, what="the jobs over TLS")
+    verdict = settle(cluster)
+    figure = f"{load.outcomes.get(ACKNOWLEDGED, 0)} jobs over TLS; plaintext and wrong CA refused"
+    return judge(cluster, verdict, figure, bad, notes=notes)
+
+
+class Exploit:
+    """Unpickling this would run a shell command (fleetscale never unpickles)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+def job(**fields: object) -> bytes:
+    """A msgpack job map; fields set to `...` are left out."""
+    body: dict[str, object] = {"id": "hostile", "task": "work", "args": [], "kwargs": {}}
+    body.update(fields)
+    return msgpack.packb({k: v for k, v in body.items() if v is not ...})
+
+
+def nested(depth: int) -> list[object]:
+    """A list nested `depth` levels deep."""
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def hostile_entries(canary: Path) -> dict[str, tuple[dict[bytes, bytes], str]]:
+    """Raw stream entries a hostile writer could add, with the reason each must be
+    dead-lettered for. Running any of them would touch the canary file."""
+    touch = f"touch {canary}"
+    j = JOB_FIELD
+    return {
+        "pickle": ({j: pickle.dumps(Exploit(touch))}, "not msgpack"),
+        "import path": ({j: job(id="h1", task="os.system", args=["hostile-h1", touch])},
+                        "unknown task 'os.system'"),
+        "module path": ({j: job(id="h2", task="tests.faults.app.work", args=["hostile-h2"])},
+                        "unknown task"),
+        "10 MB": ({j: job(id="h3", args=["hostile-h3", 0.0, "x" * 10 * 2**20])}, "exceeds"),
+        "nested": ({j: job(id="h4", args=["hostile-h4", nested(200)])}, "nest"),
+        "invalid utf-8": ({j: b"\x84\xa2id\xa2h5\xa4task\xa4wo\xffk\xa4args\x90\xa6kwargs\x80"},
+                          "UTF-8"),
+        "no task": ({j: job(id="h6", task=..., args=["hostile-h6"])}, "no 'task'"),
+        "no job field": ({b"x": b"1"}, "no 'j' field"),
+        "args a map": ({j: job(id="h7", args={"key": "hostile-h7"})}, "'args' has type"),
+        "bad arguments": ({j: job(id="h8", args=["hostile-h8"], kwargs={"shell": touch})},
+                          "arguments do not fit"),
+        "attempts used up": ({j: job(id="h9", args=["hostile-h9"], n=10**6)}, "gave up"),
+    }  # fmt: skip
+
+
+def letters_by_entry(cluster: Cluster) -> dict[bytes, str]:
+    """Reason of each dead letter, by the stream entry it came from."""
+    return {
+        f[b"entry_id"]: f[b"reason"].decode()
+        for _, f in cluster.client.xrange(cluster.keys.dlq, count=10_000)
+    }
+
+
+@row(
+    "security-hostile",
+    "security",
+    "hostile entries (pickle, import paths, 10 MB, deep nesting, bad UTF-8, missing or "
+    "mistyped fields, a reused job id with another payload) never run and are each "
+    "dead-lettered with their reason (or refused at submit); lost = 0",
+)
+def hostile_payloads(env: RowEnv) -> Outcome:
+    """A hostile writer's raw entries and misuses of the producer, among normal jobs."""
+    canary = env.directory / "canary"
+    cluster = start_cluster(env)
+    submitter = cluster.submitter(explicit_ids=True)
+    submitter.submit("work", "plain-0")
+    entries = hostile_entries(canary)
+    added = {}
+    for name, (fields, _) in entries.items():
+        added[name] = cluster.client.xadd(cluster.keys.jobs, fields)
+        key = key_of(fields.get(JOB_FIELD, b""))
+        if key is not None:  # Redis accepted it: the checker must find it run or dead
+            cluster.producer_ledger.note(SUBMITTED, key)
+            cluster.producer_ledger.note(ACKNOWLEDGED, key)
+    submitter.submit("work", "too-big", (0.0, "x" * 10 * 2**20))
+    submitter.submit("work", "reuse-a", ())
+    cluster.producer_ledger.note(SUBMITTED, "reuse-b")
+    reused = reuse_job_id(submitter, "reuse-a", "reuse-b")
+    cluster.worker()
+    verdict = settle(cluster)
+    reasons = letters_by_entry(cluster)
+    bad = [reused] if reused else []
+    for name, (_, expected) in entries.items():
+        reason = reasons.get(added[name])
+        if reason is None or expected not in reason:
+            bad.append(f"{name}: dead letter reason {reason!r}, expected {expected!r}")
+    bad += ["the canary exists: a hostile payload ran"] if canary.exists() else []
+    bad += [f"{verdict.failed} producer refusals, expected 2"] if verdict.failed != 2 else []
+    figure = f"{len(entries)} hostile entries dead-lettered, 2 refused at submit, none ran"
+    return judge(cluster, verdict, figure, bad)
+
+
+def reuse_job_id(submitter: Submitter, first: str, second: str) -> str | None:
+    """Submit job `second` with the job id of `first`; the producer must refuse it
+    (noted `failed`), not report it submitted. Returns a violation or None."""
+    ledger = submitter.ledger
+    try:
+        submitter.producer.submit("work", (second,), job_id=first)
+    except SubmitError as exc:
+        ledger.note(FAILED, second, str(exc))
+        return None
+    ledger.note(ACKNOWLEDGED, second)
+    return f"a job id reused with another payload ({second}) was accepted"
