@@ -21,6 +21,8 @@ DEFAULT_DEDUP_TTL_S = 86_400.0
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/?#]*):.*@")
+_ENCODE_HINT = "percent-encode # / ? @ : in the user name and password (# as %23, / as %2F)"
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -49,15 +51,34 @@ def resolve_redis_url(explicit: str | None, environ: Mapping[str, str]) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Return `url` with any password replaced by `***`, safe for logs and errors."""
+    """Return `url` with any password replaced by `***`, safe for logs and errors.
+
+    Never raises. A password holding an unencoded `#`, `/` or `?` ends the host part
+    for a URL parser, which then sees no password at all (found by the fault suite: the
+    whole password was printed in 'Redis at … is unreachable'); such a URL is redacted
+    from the user name up to its last `@` before the query.
+    """
+    if _misread_userinfo(url):
+        return _USERINFO.sub(r"\1\2:***@", url, count=1)
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return _USERINFO.sub(r"\1\2:***@", url, count=1)
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _misread_userinfo(url: str) -> bool:
+    """Whether the URL has an `@` that a URL parser does not take as the end of the
+    user info (a password with an unencoded `#`, `/` or `?`), other than inside a
+    `key=value` query."""
+    start, at = url.find("://") + 3, url.rfind("@")
+    if start < 3 or at < start or "@" in urlsplit(url).netloc:
+        return False
+    return "=" not in url[start:at].partition("?")[2]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -91,10 +112,22 @@ class RedisSettings:
 
     def validate(self) -> RedisSettings:
         """Check every field; return self so calls chain. Raises ConfigurationError."""
-        scheme = urlsplit(self.url).scheme
+        shown = redact_url(self.url)
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ConfigurationError(
+                f"bad Redis URL {shown!r}: its port is not a number; {_ENCODE_HINT}"
+            ) from None
         _require(
-            scheme in ("redis", "rediss", "unix"),
-            f"bad Redis URL {redact_url(self.url)!r}: use redis://, rediss:// or unix://",
+            parts.scheme in ("redis", "rediss", "unix"),
+            f"bad Redis URL {shown!r}: use redis://, rediss:// or unix://",
+        )
+        _require(
+            not _misread_userinfo(self.url),
+            f"bad Redis URL {shown!r}: a character in the password ends the host part; "
+            + _ENCODE_HINT,
         )
         _require(self.socket_timeout_s > 0, "socket_timeout_s must be > 0")
         _require(self.connect_timeout_s > 0, "connect_timeout_s must be > 0")

@@ -51,6 +51,30 @@ def test_passwords_are_redacted_from_urls() -> None:
     assert redact_url("redis://db:6379/0") == "redis://db:6379/0"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://worker:1234#s3cret@db:6380/0",
+        "redis://worker:ab/s3cret@db:6380/0",
+        "redis://worker:ab?s3cret@db:6380/0",
+        "redis://worker:s3cret@db:notaport/0",
+    ],
+)
+def test_a_password_with_unencoded_reserved_characters_is_refused_and_never_shown(
+    url: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        RedisSettings(url=url).validate()
+    assert "s3cret" not in str(caught.value) and "1234" not in str(caught.value)
+    assert "s3cret" not in redact_url(url)
+
+
+def test_a_query_with_an_at_sign_is_not_taken_for_a_password() -> None:
+    url = "rediss://db:6380/0?ssl_ca_certs=/etc/a@b/ca.pem"
+    assert redact_url(url) == url
+    RedisSettings(url=url).validate()
+
+
 def test_a_non_redis_url_is_refused_without_showing_its_password() -> None:
     with pytest.raises(ConfigurationError) as caught:
         RedisSettings(url="http://u:s3cret@db/").validate()
