@@ -3,10 +3,15 @@ payloads, and secrets that must never be printed."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import secrets
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import msgpack
 import redis
@@ -15,6 +20,7 @@ from fleetscale.config import RedisSettings
 from fleetscale.embedded import free_port
 from fleetscale.errors import FleetscaleError, SubmitError
 from fleetscale.keys import JOB_FIELD
+from fleetscale.producer import Producer
 from fleetscale.status import read_status
 from fleetscale.store import connect
 from tests.faults.cluster import Cluster, key_of, start_cluster
@@ -29,7 +35,7 @@ from tests.faults.security import (
     tls_args,
     tls_url,
 )
-from tests.support.procs import wait_until
+from tests.support.procs import REPO, wait_until
 
 Command = tuple[str, ...]
 
@@ -331,3 +337,102 @@ def reuse_job_id(submitter: Submitter, first: str, second: str) -> str | None:
         return None
     ledger.note(ACKNOWLEDGED, second)
     return f"a job id reused with another payload ({second}) was accepted"
+
+
+def cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run `python -m fleetscale ARGS`; return its exit code and everything it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fleetscale", *args],
+        cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def leaks(text: str, secrets_: Sequence[str]) -> bool:
+    """Whether any form of the secret appears in `text`."""
+    return any(s in text for s in secrets_)
+
+
+@row(
+    "security-secrets",
+    "security",
+    "a password in the Redis URL never appears in logs, status, CLI output, errors or "
+    "process arguments, whether Redis works, refuses it or is down, or the URL is "
+    "malformed; lost = 0",
+)
+def secrets_never_printed(env: RowEnv) -> Outcome:
+    """A fleet on a password-protected Redis; outputs of every kind searched for it."""
+    halves = (secrets.token_hex(6), secrets.token_hex(6))
+    password = f"{halves[0]}$#{halves[1]}"  # a '#' must be percent-encoded in a URL
+    encoded = quote(password, safe="")
+    forms = (password, encoded, *halves)
+    user = ("--user", "fleet", "on", f">{password}", "~*", "&*", "+@all")
+    cluster = start_cluster(env, redis_args=user)
+    port = cluster.redis.port
+    good = f"redis://fleet:{encoded}@127.0.0.1:{port}/0"
+    wrong = f"redis://fleet:{quote('wrong-' + password, safe='')}@127.0.0.1:{port}/0"
+    down = f"redis://fleet:{encoded}@127.0.0.1:{free_port()}/0"
+    unencoded = f"redis://fleet:{password}@127.0.0.1:{port}/0"
+    controller = cluster.controller("A", "--capacity", "1", "--min", "1", "--max", "1",
+                                    env={"FLEETSCALE_REDIS_URL": good})  # fmt: skip
+    worker = cluster.worker(url=good)
+    load = Load(new_submitter(good, cluster.fleet, cluster.producer_ledger), prefix="k",
+                rate_per_s=200, total=100).start()  # fmt: skip
+    wait_until(load.finished, timeout_s=60, what="the jobs")
+    outputs = cli_outputs(cluster, good, wrong, down)
+    outputs += [(f"{what}, password not percent-encoded",
+                 cli({"FLEETSCALE_REDIS_URL": unencoded}, *args)[1])
+                for what, args in (("status", ("status", cluster.fleet)),
+                                   ("worker", ("worker", "tests.faults.app:app")))]  # fmt: skip
+    outputs += [(f"process {p.pid} arguments", cmdline(p.pid)) for p in (controller, worker)]
+    outputs += [(f"error of {kind}", producer_error(cluster.fleet, url))
+                for kind, url in (("wrong password", wrong), ("Redis down", down))]  # fmt: skip
+    verdict = settle(cluster)
+    outputs += [(p.log_path.name, p.output()) for p in env.procs.started]
+    bad = [f"the password appears in {where}" for where, text in outputs if leaks(text, forms)]
+    if not any("fleet:***@" in text for _, text in outputs):
+        bad.append("no output shows the redacted URL: the search saw nothing to check")
+    figure = f"{len(outputs)} outputs searched, {len(bad)} with the password"
+    return judge(cluster, verdict, figure, bad)
+
+
+def cli_outputs(cluster: Cluster, good: str, wrong: str, down: str) -> list[tuple[str, str]]:
+    """What the operator commands print with a working, a refused and a dead URL (the
+    jobs `submit` sends are noted in the ledger)."""
+    fleet = cluster.fleet
+    runs = [
+        ("status --json", good, ("status", fleet, "--json")),
+        ("explain", good, ("explain", fleet)),
+        ("dlq list", good, ("dlq", fleet, "list", "--json")),
+        ("policy show", good, ("policy", fleet, "show")),
+        ("submit", good, ("submit", fleet, "work", "--args", '["cli-0"]')),
+        ("status, wrong password", wrong, ("status", fleet)),
+        ("submit, wrong password", wrong, ("submit", fleet, "work", "--args", '["cli-1"]')),
+        ("status, Redis down", down, ("status", fleet)),
+        ("worker, wrong password", wrong, ("worker", "tests.faults.app:app", "--burst")),
+    ]
+    outputs = []
+    for name, url, args in runs:
+        key = json.loads(args[-1])[0] if args[0] == "submit" else None
+        if key:
+            cluster.producer_ledger.note(SUBMITTED, key)
+        code, text = cli({"FLEETSCALE_REDIS_URL": url}, *args)
+        if key:
+            cluster.producer_ledger.note(ACKNOWLEDGED if code == 0 else FAILED, key)
+        outputs.append((name, text))
+    return outputs
+
+
+def cmdline(pid: int) -> str:
+    """A process's arguments and environment-free command line."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def producer_error(fleet: str, url: str) -> str:
+    """The error a producer raises on `url`, as the library reports it."""
+    try:
+        Producer(fleet, url).submit("work", ("never",))
+    except FleetscaleError as exc:
+        return str(exc)
+    return ""
