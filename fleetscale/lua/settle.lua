@@ -19,8 +19,14 @@ if ARGV[3] == '1' then
 end
 
 local lost = {}
-local function own(id)
-  if owned == nil or owned[id] then return true end
+-- Without the owner check, a retry or dead letter is written only for an entry still
+-- pending: a settle resent after a lost reply must not schedule it or dead-letter it
+-- twice (acks are idempotent anyway).
+local function own(id, write)
+  if owned == nil then
+    return not write or redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1] ~= nil
+  end
+  if owned[id] then return true end
   table.insert(lost, id)
   return false
 end
@@ -30,12 +36,12 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local a = 4
 local acks = {}
 for i = 1, tonumber(ARGV[a]) do
-  if own(ARGV[a + i]) then table.insert(acks, ARGV[a + i]) end
+  if own(ARGV[a + i], false) then table.insert(acks, ARGV[a + i]) end
 end
 a = a + tonumber(ARGV[a]) + 1
 for _ = 1, tonumber(ARGV[a]) do
   local id = ARGV[a + 1]
-  if own(id) then
+  if own(id, true) then
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[a + 2]), ARGV[a + 3])
     table.insert(acks, id)
   end
@@ -44,7 +50,7 @@ end
 a = a + 1
 for _ = 1, tonumber(ARGV[a]) do
   local id = ARGV[a + 1]
-  if own(id) then
+  if own(id, true) then
     redis.call('XADD', KEYS[3], '*', 'j', ARGV[a + 2], 'reason', ARGV[a + 3],
       'traceback', ARGV[a + 4], 'attempts', ARGV[a + 5], 'job_id', ARGV[a + 6],
       'task', ARGV[a + 7], 'entry_id', id, 'at_ms', now)

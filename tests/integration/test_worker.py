@@ -10,7 +10,7 @@ import msgpack
 from fleetscale.app import App
 from fleetscale.config import RedisSettings, WorkerSettings
 from fleetscale.deadletters import DeadLetters
-from fleetscale.jobstream import JobStream
+from fleetscale.jobstream import DeadLetter, JobStream, Settlement
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client
@@ -170,6 +170,24 @@ def test_a_job_whose_deliveries_used_up_its_attempts_is_dead_lettered_unrun(
     (letter,) = letters.list()
     assert letter.attempts == 2
     assert "gave up after 2 attempts" in letter.reason
+
+
+def test_a_settle_sent_twice_dead_letters_and_retries_once(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    stream = JobStream(client, keys, redis_settings.url)
+    stream.ensure_group()
+    Producer(fleet, redis_settings.url).submit_many([("a", (), {}), ("b", (), {})])
+    dead_id, retry_id = (d.entry_id for d in stream.fetch("w1", 2, None))
+    settlement = Settlement(
+        retries=[(retry_id, 60_000, b"job-b-again")],
+        dead=[DeadLetter(dead_id, b"job-a", "broken", "", 3, "a", "a")],
+    )
+    for _ in range(2):  # the first reply was lost; the worker sends the settle again
+        assert stream.settle("w1", settlement, check_owner=False) == []
+    assert client.xlen(keys.dlq) == 1
+    assert client.zcard(keys.delayed) == 1
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
 
 
 def test_a_reclaimed_entry_is_charged_an_attempt_only_when_a_worker_starts_it(
