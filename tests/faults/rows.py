@@ -9,6 +9,7 @@ with violations is red. Negative controls run a fault outside the supported depl
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -75,7 +76,8 @@ class Row:
         ci: part of the CI subset.
         expect_red: for a negative control, the violations the checker must report
             (their prefixes, e.g. `lost=`); it passes when red with those only.
-        needs: programs the row cannot run without (`ip`, `iptables`, `openssl`, `cc`).
+        needs: programs the row cannot run without (`ip`, `iptables`, `openssl`, `cc`),
+            and `root` if it must run as root.
     """
 
     name: str
@@ -92,8 +94,10 @@ class Row:
         return bool(self.expect_red)
 
     def missing(self) -> list[str]:
-        """Programs this row needs that this machine lacks."""
-        return [tool for tool in self.needs if shutil.which(tool) is None]
+        """What this row needs that this machine lacks (programs, or being root)."""
+        if "root" in self.needs and os.geteuid() != 0:
+            return ["root"]
+        return [tool for tool in self.needs if tool != "root" and shutil.which(tool) is None]
 
 
 @dataclass(frozen=True)

@@ -113,10 +113,11 @@ def same_host_id(env: RowEnv) -> Outcome:
     controllers = [cluster.controller("A", *limits) for _ in range(2)]
     holders: set[bytes] = set()
     with Load(cluster.submitter(), prefix="k", rate_per_s=40, sleep_s=0.02):
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # sample the lease for 15 s
-            holders.add(cluster.client.get(cluster.keys.leader) or b"")
+        deadline = time.monotonic() + 60
+        while all(c.alive() for c in controllers) and time.monotonic() < deadline:
+            holders.add(cluster.client.get(cluster.keys.leader) or b"")  # sample the lease
             time.sleep(0.2)
+        wait_done(cluster, done_count(cluster) + 50)
     verdict = settle(cluster)
     most = census.stop()
     leaders = {h for h in holders if h}

@@ -13,7 +13,7 @@ from tests.faults.rows_redis import survivors
 from tests.faults.rows_worker import done_count, wait_done
 from tests.support.procs import Proc
 
-NEEDS = ("ip", "iptables")
+NEEDS = ("root", "ip", "iptables")
 OUTAGE = "retrying in"
 """What a worker's consumer logs when a turn fails on Redis: it has noticed."""
 
@@ -109,6 +109,7 @@ def partition_short(env: RowEnv) -> Outcome:
     "network",
     "20 % packet loss both ways on one host's link for 10 s: lost = 0; a job runs twice "
     "only if the flaky host ran it",
+    ci=False,
     needs=NEEDS,
 )
 def flaky_link(env: RowEnv) -> Outcome:

@@ -133,7 +133,8 @@ def full_memory(env: RowEnv) -> Outcome:
     message = submitter.errors[0] if submitter.errors else "none"
     bad += [] if refused else [f"refusals do not name the memory limit: {message!r}"]
     verdict = settle(cluster)
-    figure = f"{load.outcomes.get(FAILED, 0)} refused: {message[:90]}"
+    reason = message.split(" is ", 1)[-1].split(" and ", 1)[0]
+    figure = f"{load.outcomes.get(FAILED, 0)} submits refused: '{reason}'"
     return judge(cluster, verdict, figure, bad)
 
 

@@ -172,7 +172,8 @@ def sigstop_past_min_idle(env: RowEnv) -> Outcome:
 
 
 def long_job(env: RowEnv, *worker_args: str) -> tuple[Cluster, Outcome]:
-    """One job of 10 × `min_idle` (1 s) on one worker while a second one reclaims."""
+    """One job of 10 × `min_idle` (1 s) on one worker while a second one reclaims (it
+    looks every 5 s)."""
     cluster = start_cluster(env, min_idle_s=1.0)
     first = cluster.worker(*worker_args)
     cluster.submitter().submit("work", "long-0", (10 * cluster.min_idle_s,))
@@ -267,6 +268,7 @@ def poison_job(env: RowEnv) -> Outcome:
     "worker",
     "hung jobs end at their time limit (or their worker exits), are dead-lettered after "
     "max_attempts (2), and no other job; lost = 0",
+    ci=False,
 )
 def hung_handler(env: RowEnv) -> Outcome:
     """Two hung handlers: one Python can interrupt, one that blocks the time-limit signal."""
