@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.typing import EncodableT
 
+from fleetscale.errors import RedisCommandError
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.store import Client, redis_errors, script
 
@@ -92,6 +93,11 @@ class Reclaimed:
     cursor: EntryId
     deliveries: list[Delivery]
     deleted: list[EntryId]
+
+
+class GroupMissing(RedisCommandError):
+    """Raised when the consumer group has vanished with its pending entries (Redis lost
+    its data); nothing held under it can be acknowledged any more."""
 
 
 class JobStream:
@@ -192,6 +198,10 @@ class JobStream:
         Returns the entry ids it no longer owned (claimed by another worker meanwhile);
         nothing was done to those. `check_owner=False` skips the check, for entries held
         for less than the idle time after which another worker may claim them.
+
+        Raises:
+            GroupMissing: the consumer group is gone, and its pending entries with it
+                (Redis lost its data); the group has been created again.
         """
         ids = settlement.entry_ids()
         if not ids:
@@ -204,7 +214,19 @@ class JobStream:
         for d in settlement.dead:
             args += [d.entry_id, d.raw, d.reason, d.traceback, d.attempts, d.job_id, d.task]
         with redis_errors(self.url):
-            lost = self._settle(keys=[self.keys.jobs, self.keys.delayed, self.keys.dlq], args=args)
+            try:
+                lost = self._settle(
+                    keys=[self.keys.jobs, self.keys.delayed, self.keys.dlq], args=args
+                )
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.ensure_group()
+                raise GroupMissing(
+                    f"the consumer group of fleet {self.keys.fleet!r} was gone (Redis lost "
+                    "its data: restarted without persistence, flushed, or failed over); "
+                    "created it again"
+                ) from None
         return list(lost)
 
     def renew(

@@ -26,7 +26,14 @@ from fleetscale.clock import RedisTimeEstimate
 from fleetscale.codec import Job, MalformedJob, decode_job, encode_job, peek_identity
 from fleetscale.config import WorkerSettings
 from fleetscale.errors import FleetscaleError
-from fleetscale.jobstream import DeadLetter, Delivery, EntryId, JobStream, Settlement
+from fleetscale.jobstream import (
+    DeadLetter,
+    Delivery,
+    EntryId,
+    GroupMissing,
+    JobStream,
+    Settlement,
+)
 from fleetscale.keys import JOB_FIELD
 from fleetscale.telemetry import JobRecorder, Sampler, TelemetryBuffer
 from fleetscale.worker.watchdog import JobTimeout, Watchdog
@@ -328,7 +335,12 @@ class Consumer:
         # entries are certainly still ours (a paused process counts the pause too).
         held_s = self.monotonic() - settlement.held_since_s
         check = held_s >= self.settings.min_idle_s / 2
-        lost = self.stream.settle(self.worker_id, settlement, check_owner=check)
+        try:
+            lost = self.stream.settle(self.worker_id, settlement, check_owner=check)
+        except GroupMissing as exc:
+            # Settling again would fail forever: what it held went with the group.
+            log.error("%s; %d finished entries cannot be acknowledged", exc, len(settlement))
+            lost = []
         self._unsettled = Settlement(held_since_s=settlement.held_since_s)
         self.stats.lost += len(set(lost) - self.lost)
         self._forget(settlement.entry_ids())
