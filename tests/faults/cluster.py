@@ -201,7 +201,7 @@ class Cluster:
             pipe.hget(self.keys.telemetry(window), "done")
         return sum(int(n) for n in pipe.execute() if n)
 
-    def wait_telemetry(self, timeout_s: float = 10.0) -> None:
+    def wait_telemetry(self, timeout_s: float = 5.0) -> None:
         """Give live workers time to flush what they did (about once a second): wait
         until the telemetry counts at least the jobs they did, or `timeout_s`."""
         expected = sum(1 for r in read_ledger(self.ledger_dir) if r.kind == DONE and alive(r.pid))

@@ -60,7 +60,8 @@ def kill_with_aof(env: RowEnv) -> Outcome:
 @row(
     "redis-no-persistence",
     "redis",
-    "negative control: Redis without AOF restarts with a backlog; the checker must flag loss",
+    "negative control: Redis without AOF restarts with a backlog; the checker must flag "
+    "the loss, and jobs submitted after the restart still run",
     expect_red=("lost=",),
 )
 def kill_without_persistence(env: RowEnv) -> Outcome:
@@ -71,9 +72,13 @@ def kill_without_persistence(env: RowEnv) -> Outcome:
     load.start()
     wait_until(load.finished, timeout_s=60, what="the backlog to be submitted")
     crash_redis(cluster, env)
+    after = Load(cluster.submitter(), prefix="after", rate_per_s=200, total=100).start()
+    wait_until(after.finished, timeout_s=60, what="jobs after the restart")
     verdict = settle(cluster)
+    lost_after = [k for k in verdict.lost_keys if k.startswith("after")]
+    bad = [f"jobs submitted after the restart never ran: {lost_after}"] if lost_after else []
     figure = f"{verdict.lost} of {verdict.acknowledged} acknowledged jobs lost"
-    return judge(cluster, verdict, figure)
+    return judge(cluster, verdict, figure, bad)
 
 
 UNSAFE = ("--appendonly", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import secrets
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
-
-import msgpack
-import redis
 
 from fleetscale.config import RedisSettings
 from fleetscale.embedded import free_port
@@ -24,6 +20,8 @@ from fleetscale.producer import Producer
 from fleetscale.status import read_status
 from fleetscale.store import connect
 from tests.faults.cluster import Cluster, key_of, start_cluster
+from tests.faults.forbidden import forbidden, try_forbidden
+from tests.faults.hostile import hostile_entries
 from tests.faults.ledger import ACKNOWLEDGED, FAILED, SUBMITTED
 from tests.faults.load import Load, Submitter, new_submitter
 from tests.faults.rows import Outcome, RowEnv, judge, row, settle
@@ -36,114 +34,6 @@ from tests.faults.security import (
     tls_url,
 )
 from tests.support.procs import REPO, wait_until
-
-Command = tuple[str, ...]
-
-
-def everyone_forbidden(f: str) -> list[Command]:
-    """Commands no fleetscale role may run (server admin, other keys, arbitrary scripts,
-    destroying the job stream or its group)."""
-    jobs = f"fs:{{{f}}}:jobs"
-    return [
-        ("FLUSHALL",),
-        ("FLUSHDB",),
-        ("CONFIG", "GET", "*"),
-        ("CONFIG", "SET", "appendonly", "no"),
-        ("KEYS", "*"),
-        ("SCAN", "0"),
-        ("BGSAVE",),
-        ("SHUTDOWN", "NOSAVE"),
-        ("ACL", "SETUSER", "intruder", "on"),
-        ("ACL", "LIST"),
-        ("MODULE", "LIST"),
-        ("CLIENT", "KILL", "TYPE", "normal"),
-        ("REPLICAOF", "127.0.0.1", "1"),
-        ("EVAL", "return 1", "0"),
-        ("FUNCTION", "FLUSH"),
-        ("SUBSCRIBE", "any"),
-        ("GET", "other:key"),
-        ("SET", "other:key", "1"),
-        ("XGROUP", "DESTROY", jobs, "workers"),
-        ("XGROUP", "SETID", jobs, "workers", "$"),
-        ("DEL", jobs),
-        ("SET", jobs, "x"),
-        ("XDEL", jobs, "1-1"),
-    ]
-
-
-def role_forbidden(k: str) -> dict[str, list[Command]]:
-    """Per role, what another role does but this one must not (`k`: the key prefix)."""
-    jobs = k + "jobs"
-    return {
-        "producer": [
-            ("XREADGROUP", "GROUP", "workers", "p", "STREAMS", jobs, ">"),
-            ("XACK", jobs, "workers", "1-1"),
-            ("XCLAIM", jobs, "workers", "p", "0", "1-1"),
-            ("XAUTOCLAIM", jobs, "workers", "p", "0", "0"),
-            ("XTRIM", jobs, "MAXLEN", "0"),
-            ("XADD", k + "dlq", "*", "j", "x"),
-            ("HSET", k + "worker:w", "pid", "1"),
-            ("SET", k + "leader", "me"),
-            ("SET", k + "plan", "{}"),
-            ("SET", k + "policy", "{}"),
-            ("ZREM", k + "delayed", "x"),
-            ("INFO",),
-            ("DEL", k + "dlq"),
-        ],
-        "worker": [
-            ("XTRIM", jobs, "MAXLEN", "0"),
-            ("SET", k + "leader", "me"),
-            ("SET", k + "plan", "{}"),
-            ("SET", k + "policy", "{}"),
-            ("INCR", k + "fence"),
-            ("DEL", k + "dlq"),
-            ("XDEL", k + "dlq", "1-1"),
-            ("HSET", k + "host:h", "quota", "99"),
-            ("DEL", k + "delayed"),
-            ("SET", k + "id:x", "1"),
-            ("GET", k + "policy"),
-            ("HSET", jobs, "a", "b"),
-        ],
-        "controller": [
-            ("XREADGROUP", "GROUP", "workers", "c", "STREAMS", jobs, ">"),
-            ("XACK", jobs, "workers", "1-1"),
-            ("XCLAIM", jobs, "workers", "c", "0", "1-1"),
-            ("XAUTOCLAIM", jobs, "workers", "c", "0", "0"),
-            ("HSET", k + "worker:w", "pid", "1"),
-            ("ZADD", k + "workers", "1", "w"),
-            ("ZADD", k + "delayed", "1", "x"),
-            ("SET", k + "id:x", "1"),
-            ("XADD", k + "lost", "*", "entry_id", "1-1"),
-            ("HINCRBY", k + "tm:1", "done", "1"),
-            ("SET", k + "dlq", "x"),
-            ("DEL", k + "policy"),
-        ],
-    }
-
-
-def forbidden(role: str, f: str) -> list[Command]:
-    """The forbidden-command matrix of one role (fleet `f`)."""
-    return everyone_forbidden(f) + role_forbidden(f"fs:{{{f}}}:")[role]
-
-
-def try_forbidden(url: str, commands: Sequence[Command]) -> tuple[int, list[str]]:
-    """Run each command as the URL's user; return how many got NOPERM and the others."""
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    refused, allowed = 0, []
-    try:
-        for command in commands:
-            try:
-                client.execute_command(*command)
-            except redis.exceptions.NoPermissionError:
-                refused += 1
-                continue
-            except redis.RedisError as exc:
-                allowed.append(f"{' '.join(command)} → {type(exc).__name__}: {exc}")
-                continue
-            allowed.append(f"{' '.join(command)} was allowed")
-    finally:
-        client.close()
-    return refused, allowed
 
 
 @row(
@@ -228,55 +118,6 @@ def tls(env: RowEnv) -> Outcome:
     verdict = settle(cluster)
     figure = f"{load.outcomes.get(ACKNOWLEDGED, 0)} jobs over TLS; plaintext and wrong CA refused"
     return judge(cluster, verdict, figure, bad, notes=notes)
-
-
-class Exploit:
-    """Unpickling this would run a shell command (fleetscale never unpickles)."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (self.command,))
-
-
-def job(**fields: object) -> bytes:
-    """A msgpack job map; fields set to `...` are left out."""
-    body: dict[str, object] = {"id": "hostile", "task": "work", "args": [], "kwargs": {}}
-    body.update(fields)
-    return msgpack.packb({k: v for k, v in body.items() if v is not ...})
-
-
-def nested(depth: int) -> list[object]:
-    """A list nested `depth` levels deep."""
-    value: list[object] = []
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-def hostile_entries(canary: Path) -> dict[str, tuple[dict[bytes, bytes], str]]:
-    """Raw stream entries a hostile writer could add, with the reason each must be
-    dead-lettered for. Running any of them would touch the canary file."""
-    touch = f"touch {canary}"
-    j = JOB_FIELD
-    return {
-        "pickle": ({j: pickle.dumps(Exploit(touch))}, "not msgpack"),
-        "import path": ({j: job(id="h1", task="os.system", args=["hostile-h1", touch])},
-                        "unknown task 'os.system'"),
-        "module path": ({j: job(id="h2", task="tests.faults.app.work", args=["hostile-h2"])},
-                        "unknown task"),
-        "10 MB": ({j: job(id="h3", args=["hostile-h3", 0.0, "x" * 10 * 2**20])}, "exceeds"),
-        "nested": ({j: job(id="h4", args=["hostile-h4", nested(200)])}, "nest"),
-        "invalid utf-8": ({j: b"\x84\xa2id\xa2h5\xa4task\xa4wo\xffk\xa4args\x90\xa6kwargs\x80"},
-                          "UTF-8"),
-        "no task": ({j: job(id="h6", task=..., args=["hostile-h6"])}, "no 'task'"),
-        "no job field": ({b"x": b"1"}, "no 'j' field"),
-        "args a map": ({j: job(id="h7", args={"key": "hostile-h7"})}, "'args' has type"),
-        "bad arguments": ({j: job(id="h8", args=["hostile-h8"], kwargs={"shell": touch})},
-                          "arguments do not fit"),
-        "attempts used up": ({j: job(id="h9", args=["hostile-h9"], n=10**6)}, "gave up"),
-    }  # fmt: skip
 
 
 def letters_by_entry(cluster: Cluster) -> dict[bytes, str]:
