@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install lint typecheck test bench ci
+.PHONY: install lint typecheck test bench faults ci
 
 install:
 	python3 -m venv $(VENV) && $(PY) -m pip install -q -U pip && $(VENV)/bin/pip install -q -e . --group dev
@@ -18,6 +18,9 @@ test:
 
 bench:
 	$(PY) -m bench.throughput
+
+faults:
+	$(PY) -m bench.faults --all
 
 ci:
 	bash .ci/run

@@ -26,8 +26,17 @@ from tests.support.procs import Processes
 
 
 def run_one(fault: Row, seed: int, keep: Path | None) -> RowResult:
-    """Run one row in a fresh directory; a row that raises is a red result."""
-    directory = Path(tempfile.mkdtemp(prefix=f"faults-{fault.name}-", dir=keep))
+    """Run one row in a fresh directory (removed afterwards unless under `keep`); a row
+    that raises is a red result."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return run_in(fault, seed, Path(tempfile.mkdtemp(prefix=f"{fault.name}-", dir=keep)))
+    with tempfile.TemporaryDirectory(prefix=f"faults-{fault.name}-") as directory:
+        return run_in(fault, seed, Path(directory))
+
+
+def run_in(fault: Row, seed: int, directory: Path) -> RowResult:
+    """Run one row in `directory`."""
     env = RowEnv(directory, Processes(directory / "logs"), seed)
     started = time.monotonic()
     try:
