@@ -95,7 +95,7 @@ def killed_mid_scale_up(env: RowEnv) -> Outcome:
         wait_done(cluster, done_count(cluster) + 300)
     verdict = settle(cluster)
     most = census.stop()
-    figure = f"{len(orphans)} workers exited {exit_s:.1f} s after the kill; at most {most}"
+    figure = f"its workers ({len(orphans)}) exited {exit_s:.1f} s after the kill; at most {most}"
     return judge(cluster, verdict, figure, above_max(most, 4), explained(cluster, orphans))
 
 

@@ -108,7 +108,7 @@ def tls(env: RowEnv) -> Outcome:
         outcome = submitter.submit("work", f"refused-{name.replace(' ', '-')}")
         if outcome == ACKNOWLEDGED:
             bad.append(f"a {name} client was accepted")
-        notes += [f"{name}: {error}" for error in submitter.errors]
+        notes += [f"{name}: {e.replace(str(env.directory), '<row dir>')}" for e in submitter.errors]
     cluster.controller("A", "--capacity", "1", "--min", "1", "--max", "1",
                        env={"FLEETSCALE_REDIS_URL": good})  # fmt: skip
     cluster.worker(url=good)

@@ -66,7 +66,7 @@ def sigkill_repeatedly(env: RowEnv) -> Outcome:
             workers[workers.index(victim)] = cluster.worker()
             reclaim_s.append(reclaimed_after_s(cluster, victim.pid, at))
     verdict = settle(cluster)
-    figure = f"3 kills holding {held} entries; all reclaimed within {max(reclaim_s):.1f} s"
+    figure = f"3 kills; entries they held: {held}, all reclaimed within {max(reclaim_s):.1f} s"
     return judge(cluster, verdict, figure, explained(cluster, killed))
 
 
