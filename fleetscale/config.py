@@ -56,7 +56,7 @@ def redact_url(url: str) -> str:
     Never raises. A password holding an unencoded `#`, `/` or `?` ends the host part
     for a URL parser, which then sees no password at all (found by the fault suite: the
     whole password was printed in 'Redis at … is unreachable'); such a URL is redacted
-    from the user name up to its last `@` before the query.
+    from the user name up to its last `@`.
     """
     if _misread_userinfo(url):
         return _USERINFO.sub(r"\1\2:***@", url, count=1)

@@ -28,8 +28,9 @@ class Delivery(NamedTuple):
     Attributes:
         entry_id: the stream entry id (its first part is the enqueue time, Redis ms).
         fields: the entry's raw fields.
-        deliveries: attempts charged to it so far: deliveries by a read, this one
-            included, plus runs started after a reclaim.
+        deliveries: attempts charged to it so far (Redis's delivery count): for a
+            fetched entry, this delivery included; a reclaimed one is charged when a
+            worker starts it.
         charged: False for a reclaimed entry: starting it charges one more attempt
             (`JobStream.charge`), so an entry its previous holder never started is
             not counted as a failed attempt.
