@@ -7,9 +7,8 @@ import os
 import pickle
 from pathlib import Path
 
-import msgpack
-
 from fleetscale.keys import JOB_FIELD
+from tests.support.payloads import nested, raw_job
 
 
 class Exploit:
@@ -23,18 +22,8 @@ class Exploit:
 
 
 def job(**fields: object) -> bytes:
-    """A msgpack job map; fields set to `...` are left out."""
-    body: dict[str, object] = {"id": "hostile", "task": "work", "args": [], "kwargs": {}}
-    body.update(fields)
-    return msgpack.packb({k: v for k, v in body.items() if v is not ...})
-
-
-def nested(depth: int) -> list[object]:
-    """A list nested `depth` levels deep."""
-    value: list[object] = []
-    for _ in range(depth):
-        value = [value]
-    return value
+    """A msgpack job for the fault app's `work` task; fields set to `...` are left out."""
+    return raw_job(**{"task": "work", **fields})
 
 
 def hostile_entries(canary: Path) -> dict[str, tuple[dict[bytes, bytes], str]]:

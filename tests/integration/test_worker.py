@@ -15,21 +15,8 @@ from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client
 from tests.support.inproc import run_burst, worker_thread
+from tests.support.payloads import nested, raw_job
 from tests.support.procs import wait_until
-
-
-def raw_job(**fields: object) -> bytes:
-    body = {"id": "j", "task": "ok", "args": [], "kwargs": {}}
-    body.update(fields)
-    return msgpack.packb({k: v for k, v in body.items() if v is not ...})
-
-
-def nested(depth: int) -> list[object]:
-    value: list[object] = []
-    for _ in range(depth):
-        value = [value]
-    return value
-
 
 MALFORMED = {
     "no job field": {b"x": b"1"},
