@@ -80,10 +80,15 @@ def killed_mid_scale_up(env: RowEnv) -> Outcome:
     limits = ("--capacity", "4", "--min", "0", "--max", "4", "--target-p99", "200ms")
     census = Census(cluster)
     first = cluster.controller("A", *limits)
+    starting = env.rng.randint(2, 3)
+
+    def scaling_up() -> bool:
+        kids = len(children_of(first.pid))
+        ready = int(host_fields(cluster.client, cluster.keys, "A").get("ready") or 0)
+        return kids >= starting and kids > ready
+
     with Load(cluster.submitter(), prefix="k", rate_per_s=100, sleep_s=0.05):
-        wait_until(lambda: len(children_of(first.pid)) > int(host_fields(
-            cluster.client, cluster.keys, "A").get("ready") or 0), timeout_s=60, every_s=0.02,
-            what="a worker starting")  # fmt: skip
+        wait_until(scaling_up, timeout_s=60, every_s=0.02, what="workers starting")
         orphans = children_of(first.pid)
         first.signal(signal.SIGKILL)
         killed_s = time.monotonic()

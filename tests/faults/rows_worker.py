@@ -47,14 +47,16 @@ def reclaimed_after_s(cluster: Cluster, pid: int, since: float) -> float:
 
 @row("worker-sigkill", "worker", "lost = 0; a job runs twice only if a killed worker ran it")
 def sigkill_repeatedly(env: RowEnv) -> Outcome:
-    """SIGKILL a random worker mid-load, three times, replacing each."""
+    """SIGKILL a random worker mid-load, three times, replacing each. Workers prefetch
+    10 jobs at a time, so each dies holding a batch."""
     rng = env.rng
     cluster = start_cluster(env)
-    workers = [cluster.worker() for _ in range(3)]
+    prefetch = ("--prefetch-window", "100ms")
+    workers = [cluster.worker(*prefetch) for _ in range(3)]
     killed: list[int] = []
     reclaim_s: list[float] = []
     held = 0
-    with Load(cluster.submitter(), prefix="k", rate_per_s=150, sleep_s=0.01):
+    with Load(cluster.submitter(), prefix="k", rate_per_s=250, sleep_s=0.01):
         for _ in range(3):
             wait_done(cluster, done_count(cluster) + rng.randint(100, 300))
             victim = rng.choice(workers)
@@ -63,7 +65,7 @@ def sigkill_repeatedly(env: RowEnv) -> Outcome:
             victim.wait(10)
             held += pending_of_pid(cluster.client, cluster.keys, victim.pid)
             killed.append(victim.pid)
-            workers[workers.index(victim)] = cluster.worker()
+            workers[workers.index(victim)] = cluster.worker(*prefetch)
             reclaim_s.append(reclaimed_after_s(cluster, victim.pid, at))
     verdict = settle(cluster)
     figure = f"3 kills; entries they held: {held}, all reclaimed within {max(reclaim_s):.1f} s"
