@@ -8,6 +8,7 @@ Names follow `fleetscale_<subsystem>_<name>_<unit>`; every one is listed in `MET
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -144,10 +145,16 @@ class PrometheusRecorder:
             ["outcome"],
             registry=r,
         )
+        # Every labelled series exists from the start (NaN until known), so dashboards
+        # and alerts see the metric even before its first value.
+        for quantile in WAIT_QUANTILES:
+            self._wait.labels(quantile).set(math.nan)
+        for name in _HOST_GAUGES:
+            self._host_gauges[name].labels(host).set(math.nan)
         for direction in DIRECTIONS:
             self._scales.labels(direction)
         for outcome in OUTCOMES:
-            self._jobs.labels(outcome)
+            self._jobs.labels(outcome).set(math.nan)
         self._spawn_failures.labels(host)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
@@ -155,21 +162,17 @@ class PrometheusRecorder:
         start_http_server(port, addr=addr, registry=self.registry)
 
     def fleet(self, view: FleetView, dead_letters: int) -> None:
-        """The fleet's signals this tick (unknown ones are left as they were)."""
+        """The fleet's signals this tick; unknown ones are exported as NaN."""
         g = self._gauges
-        if view.backlog is not None:
-            g["fleetscale_queue_backlog_jobs"].set(view.backlog)
+        g["fleetscale_queue_backlog_jobs"].set(_known(view.backlog))
         g["fleetscale_queue_head_of_line_age_seconds"].set(view.head_of_line_age_s)
-        if view.arrival_rate_per_s is not None:
-            g["fleetscale_queue_arrival_rate_jobs_per_second"].set(view.arrival_rate_per_s)
+        g["fleetscale_queue_arrival_rate_jobs_per_second"].set(_known(view.arrival_rate_per_s))
         for quantile, value in zip(WAIT_QUANTILES, (view.wait_p50_s, view.wait_p99_s), strict=True):
-            if value is not None:
-                self._wait.labels(quantile).set(value)
+            self._wait.labels(quantile).set(_known(value))
         g["fleetscale_dead_letters_jobs"].set(dead_letters)
         rates = zip(OUTCOMES, (view.completed_per_s, view.failed_per_s), strict=True)
         for outcome, rate in rates:
-            if rate is not None:
-                self._jobs.labels(outcome).set(rate)
+            self._jobs.labels(outcome).set(_known(rate))
 
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """A decision: its reason, and a scale event if the size changed."""
@@ -193,8 +196,7 @@ class PrometheusRecorder:
         h["fleetscale_workers_starting"].labels(self.host).set(workers.starting)
         h["fleetscale_workers_warm"].labels(self.host).set(workers.warm)
         h["fleetscale_host_capacity_workers"].labels(self.host).set(capacity)
-        if quota is not None:
-            h["fleetscale_host_quota_workers"].labels(self.host).set(quota)
+        h["fleetscale_host_quota_workers"].labels(self.host).set(_known(quota))
 
     def leader(self, leading: bool) -> None:
         """1 while this controller leads."""
@@ -204,6 +206,11 @@ class PrometheusRecorder:
         """Workers that failed to start since the last call."""
         if count:
             self._spawn_failures.labels(self.host).inc(count)
+
+
+def _known(value: float | None) -> float:
+    """The value, or NaN (Prometheus's "no value") when unknown."""
+    return math.nan if value is None else value
 
 
 _PLAIN_GAUGES = (
