@@ -146,12 +146,24 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
     )
 
 
-def read_fleet_view(client: Client, keys: FleetKeys, url: str, window_s: float = 10.0) -> FleetView:
-    """Read the fleet's signals now (two round trips). Raises FleetscaleError subclasses."""
+def read_fleet_view(
+    client: Client,
+    keys: FleetKeys,
+    url: str,
+    window_s: float = 10.0,
+    arrival_window_s: float | None = None,
+) -> FleetView:
+    """Read the fleet's signals now (two round trips). Raises FleetscaleError subclasses.
+
+    Args:
+        window_s: the window of wait quantiles and rates, seconds.
+        arrival_window_s: the span of `entries-added` samples behind the arrival rate
+            (default `window_s`); shorter follows a step in load sooner, seconds.
+    """
     with redis_errors(url):
         reply = script(client, "observe")(
             keys=[keys.jobs, keys.arrivals, keys.workers],
-            args=[GROUP, ARRIVAL_HISTORY_S * 1000, int(window_s * 1000)],
+            args=[GROUP, ARRIVAL_HISTORY_S * 1000, int((arrival_window_s or window_s) * 1000)],
         )
         snap = _parse_snapshot(reply)
         first = int((snap.now_s - window_s - FLUSH_LAG_S) // TELEMETRY_WINDOW_S) - 1

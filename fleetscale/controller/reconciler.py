@@ -47,6 +47,7 @@ class ControllerSettings:
         host_ttl_s: a host silent this long loses its quota, seconds.
         lease_ttl_s: the leader lease; a dead leader is replaced after this, seconds.
         view_window_s: the sliding window of the wait quantiles the leader reads, seconds.
+        arrival_window_s: the span of the arrival-rate estimate, seconds.
         trim_every_s: how often the leader trims acknowledged entries, seconds.
         cleanup_every_s: how often the leader deletes idle consumers, seconds.
         consumer_idle_s: consumers idle this long with nothing pending are deleted.
@@ -60,6 +61,7 @@ class ControllerSettings:
     host_ttl_s: float = 5.0
     lease_ttl_s: float = 5.0
     view_window_s: float = 5.0
+    arrival_window_s: float = 2.0
     trim_every_s: float = 10.0
     cleanup_every_s: float = 60.0
     consumer_idle_s: float = 600.0
@@ -216,7 +218,8 @@ class Reconciler:
         self._reload_policy()
         if not self.lease.leading:
             return
-        view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s)
+        view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s,
+                               self.settings.arrival_window_s)  # fmt: skip
         dead = DeadLetters(self.client, self.keys, self.url).count()
         self.recorder.fleet(view, dead)
         decision = decide(
