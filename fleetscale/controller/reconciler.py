@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.clock import RedisTimeEstimate
 from fleetscale.controller.leader import Leadership, Lease, host_of
 from fleetscale.controller.observe import observation
 from fleetscale.controller.plan import Plan, PlanStore, decision_record
@@ -25,7 +25,7 @@ from fleetscale.controller.policy import Policy, State, decide
 from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
-from fleetscale.errors import FleetscaleError
+from fleetscale.duties import Duties
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.metrics import NullRecorder, Recorder
@@ -108,17 +108,18 @@ class Reconciler:
         self.quota: int | None = None
         self._trim = script(client, "trim")
         self._cleanup = script(client, "cleanup")
-        self._failing: set[str] = set()
-        self.schedule = Schedule(
-            start_s=monotonic(),
-            periods_s={
-                "lead": settings.tick_s,
-                "heartbeat": settings.heartbeat_s,
-                "decide": settings.tick_s,
-                "converge": settings.tick_s,
-                "trim": settings.trim_every_s,
-                "cleanup": settings.cleanup_every_s,
+        self.duties = Duties(
+            monotonic(),
+            {
+                "lead": (settings.tick_s, self.lead),
+                "heartbeat": (settings.heartbeat_s, self.heartbeat),
+                "decide": (settings.tick_s, self.decide),
+                "converge": (settings.tick_s, self.converge),
+                "trim": (settings.trim_every_s, self.trim),
+                "cleanup": (settings.cleanup_every_s, self.cleanup),
             },
+            log,
+            f"controller {settings.host_id}",
         )
 
     # -- the loop ----------------------------------------------------------------------
@@ -128,40 +129,19 @@ class Reconciler:
         try:
             while not stop.is_set():
                 self.reconcile_once(self.monotonic())
-                stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
+                stop.wait(max(0.0, self.duties.next_deadline() - self.monotonic()))
         finally:
             self.shutdown()
 
     def reconcile_once(self, now: float) -> None:
         """Run every duty due at monotonic time `now`."""
-        duties: dict[str, Callable[[], None]] = {
-            "lead": self.lead,
-            "heartbeat": self.heartbeat,
-            "decide": self.decide,
-            "converge": self.converge,
-            "trim": self.trim,
-            "cleanup": self.cleanup,
-        }
-        for name in self.schedule.due(now):
-            self._guarded(name, duties[name])
-
-    def _guarded(self, name: str, duty: Callable[[], None]) -> None:
-        try:
-            duty()
-        except FleetscaleError as exc:
-            if name not in self._failing:
-                log.warning("controller %s: %s failed: %s", self.settings.host_id, name, exc)
-                self._failing.add(name)
-            return
-        if name in self._failing:
-            log.info("controller %s: %s works again", self.settings.host_id, name)
-            self._failing.discard(name)
+        self.duties.run_due(now)
 
     def shutdown(self) -> None:
         """Stop local workers, hand over the lease, unregister the host."""
         self.supervisor.stop_all()
-        for name, duty in (("resign", self.leadership.resign), ("unregister", self._unregister)):
-            self._guarded(name, duty)
+        self.duties.run("resign", self.leadership.resign)
+        self.duties.run("unregister", self._unregister)
 
     def _unregister(self) -> None:
         self.hosts.remove(self.settings.host_id)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fleetscale.demo.view import Frame
-from fleetscale.errors import ConfigurationError
 
 
 def save_plot(path: Path, frames: Sequence[Frame], target_p99_s: float) -> None:
