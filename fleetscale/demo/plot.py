@@ -10,15 +10,7 @@ from fleetscale.demo.view import Frame
 
 def save_plot(path: Path, frames: Sequence[Frame], target_p99_s: float) -> None:
     """Load, workers and p99 wait against the target, one point a second."""
-    try:
-        import matplotlib  # noqa: PLC0415 - an optional dependency
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
-        raise ConfigurationError(
-            "--plot needs matplotlib: pip install 'fleetscale[plot]'"
-        ) from None
+    plt = pyplot()
     t = [f.t_s for f in frames]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     top.plot(t, [f.running for f in frames], label="workers running")
