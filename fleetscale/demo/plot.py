@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fleetscale.demo.view import Frame
+from fleetscale.plotting import pyplot
 
 
 def save_plot(path: Path, frames: Sequence[Frame], target_p99_s: float) -> None:
