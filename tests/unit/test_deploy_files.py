@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -326,11 +327,25 @@ def test_both_dockerfiles_are_built_and_copy_only_files_that_exist(
     }
     for context, dockerfile in built:
         assert dockerfile.is_file(), f"missing {dockerfile.relative_to(REPO)}"
+        ignored = dockerignored(context)
         for line in dockerfile.read_text(encoding="utf-8").splitlines():
             words = line.split()
             if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
                 for source in words[1:-1]:
                     assert (context / source).exists(), f"{dockerfile.name}: COPY {source}?"
+                    parts = Path(source).parts  # a pattern that names a folder hides it all
+                    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+                    hidden = [p for p in ignored for x in prefixes if fnmatch.fnmatch(x, p)]
+                    assert not hidden, f"{dockerfile.name}: COPY {source} is in .dockerignore"
+
+
+def dockerignored(context: Path) -> list[str]:
+    """The patterns of the build context's .dockerignore (none without one)."""
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [ln.strip().lstrip("/") for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
 def test_redis_runs_with_aof_noeviction_and_the_acl_file(compose: dict[str, Any]) -> None:
