@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -528,3 +529,32 @@ def test_the_example_policy_sets_every_policy_key_validly() -> None:
     policy = Policy.from_settings(settings)
     assert len(settings) == len(Policy().to_dict()), "policy.example should set every key"
     assert policy.validate() is policy
+
+
+# -- shell completion -------------------------------------------------------------------
+
+COMPLETE = "from fleetscale.cli import main; main(prog_name='fleetscale')"
+
+
+def test_the_shell_completion_lines_in_the_operations_doc_print_a_script() -> None:
+    sources = re.findall(r"_FLEETSCALE_COMPLETE=(\w+_source)", OPERATIONS.read_text("utf-8"))
+    assert {"bash_source", "zsh_source", "fish_source"} <= set(sources)
+    for source in sorted(set(sources)):
+        env = {**os.environ, "_FLEETSCALE_COMPLETE": source}
+        result = subprocess.run(
+            [sys.executable, "-c", COMPLETE], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0 and "_fleetscale_completion" in result.stdout, source
+
+
+def test_completion_completes_a_command_name() -> None:
+    env = {
+        **os.environ,
+        "_FLEETSCALE_COMPLETE": "bash_complete",
+        "COMP_WORDS": "fleetscale contr",
+        "COMP_CWORD": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", COMPLETE], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.split() == ["plain,controller"], result.stdout + result.stderr
