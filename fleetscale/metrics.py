@@ -35,6 +35,9 @@ METRICS: dict[str, str] = {
     "fleetscale_supervisor_spawn_failures_total": "Workers that failed to start.",
     "fleetscale_queue_jobs_per_second": "Jobs finished per second fleet-wide, by outcome.",
     "fleetscale_dead_letters_jobs": "Jobs in the dead-letter stream.",
+    "fleetscale_policy_target_p99_seconds": "The policy's queue-wait target (p99).",
+    "fleetscale_policy_min_workers": "The policy's fewest workers.",
+    "fleetscale_policy_max_workers": "The policy's most workers.",
 }
 WAIT_QUANTILES = ("0.5", "0.99")
 OUTCOMES = ("done", "failed")
@@ -75,6 +78,9 @@ class Recorder(Protocol):
     def spawn_failures(self, count: int) -> None:
         """Workers that failed to start since the last call."""
 
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
+        """The scaling policy in force."""
+
 
 class NullRecorder:
     """Records nothing (no `--metrics-port`)."""
@@ -98,6 +104,9 @@ class NullRecorder:
         """Nothing."""
 
     def spawn_failures(self, count: int) -> None:
+        """Nothing."""
+
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
         """Nothing."""
 
 
@@ -207,6 +216,13 @@ class PrometheusRecorder:
         if count:
             self._spawn_failures.labels(self.host).inc(count)
 
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
+        """The scaling policy in force (what the dashboard draws the waits against)."""
+        g = self._gauges
+        g["fleetscale_policy_target_p99_seconds"].set(target_p99_s)
+        g["fleetscale_policy_min_workers"].set(min_workers)
+        g["fleetscale_policy_max_workers"].set(max_workers)
+
 
 def _known(value: float | None) -> float:
     """The value, or NaN (Prometheus's "no value") when unknown."""
@@ -221,6 +237,9 @@ _PLAIN_GAUGES = (
     "fleetscale_queue_arrival_rate_jobs_per_second",
     "fleetscale_controller_leader",
     "fleetscale_dead_letters_jobs",
+    "fleetscale_policy_target_p99_seconds",
+    "fleetscale_policy_min_workers",
+    "fleetscale_policy_max_workers",
 )
 _HOST_GAUGES = (
     "fleetscale_workers_running",

@@ -196,6 +196,8 @@ class Reconciler:
     def decide(self) -> None:
         """Leader only: observe the fleet, decide its size, publish the plan."""
         self._reload_policy()
+        policy = self.policy.policy
+        self.recorder.policy(policy.target_p99_s, policy.min, policy.max)
         if not self.lease.leading:
             return
         view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s,
