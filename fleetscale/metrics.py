@@ -4,6 +4,8 @@ The controller is the exporter (`--metrics-port`). Metrics live in a registry of
 own, created when a `PrometheusRecorder` is built — never at import. Label values are
 bounded: reasons and directions are enums, outcomes a fixed set, hosts the fleet's.
 Names follow `fleetscale_<subsystem>_<name>_<unit>`; every one is listed in `METRICS`.
+`fleetscale_recommended_workers` keeps the name Kubernetes users are told to scale on
+(issue 6), rather than the pattern's `fleetscale_workers_recommended`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fleetscale.fleetview import FleetView
 
 METRICS: dict[str, str] = {
     "fleetscale_workers_desired": "Fleet size the leader decided, workers.",
-    "fleetscale_workers_recommended": "Fleet size the policy recommends (also when dry-run).",
+    "fleetscale_recommended_workers": "Fleet size the policy recommends (also when dry-run).",
     "fleetscale_workers_running": "Worker processes on this host that are not stopping.",
     "fleetscale_workers_ready": "Workers on this host taking jobs.",
     "fleetscale_workers_starting": "Workers on this host started but not yet taking jobs.",
@@ -195,7 +197,7 @@ class PrometheusRecorder:
 
     def recommended(self, workers: int) -> None:
         """The size the policy recommends."""
-        self._gauges["fleetscale_workers_recommended"].set(workers)
+        self._gauges["fleetscale_recommended_workers"].set(workers)
 
     def local(self, workers: LocalWorkers, quota: int | None, capacity: int) -> None:
         """This host's workers, quota and capacity."""
@@ -231,7 +233,7 @@ def _known(value: float | None) -> float:
 
 _PLAIN_GAUGES = (
     "fleetscale_workers_desired",
-    "fleetscale_workers_recommended",
+    "fleetscale_recommended_workers",
     "fleetscale_queue_backlog_jobs",
     "fleetscale_queue_head_of_line_age_seconds",
     "fleetscale_queue_arrival_rate_jobs_per_second",

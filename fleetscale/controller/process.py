@@ -93,7 +93,13 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
     recorder: Recorder | None = None
     if options.metrics_port is not None:
         prometheus = PrometheusRecorder(options.settings.host_id)
-        prometheus.serve(options.metrics_port)
+        try:
+            prometheus.serve(options.metrics_port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on port {options.metrics_port} ({exc.strerror}); "
+                "pick a free --metrics-port"
+            ) from None
         recorder = prometheus
     run = worker_command(
         options.app_path, redis.url, options.settings.host_id, shlex.split(options.worker_args)

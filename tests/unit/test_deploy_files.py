@@ -506,7 +506,7 @@ def test_the_operations_doc_lists_every_flag_of_every_command_with_its_default()
     problems = []
     for path, command in commands():
         for param in command.params:
-            if not isinstance(param, click.Option) or param.name == "help":
+            if not isinstance(param, click.Option) or param.name == "help" or param.hidden:
                 continue
             flag = max(param.opts, key=len)
             row = rows.get(f"{path} {flag}") or rows.get(flag)
