@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def demo_command(
         raise click.BadParameter("must be at least 10s", param_hint="--duration")
     settings = DemoSettings(duration_s=duration, target_p99_s=target_p99, capacity=capacity,
                             trace=trace_name, redis_url=redis_url)  # fmt: skip
+    # Ctrl-C (or SIGTERM) stops the demo cleanly, even where the shell started it with
+    # SIGINT ignored (a background job): set the handlers rather than inherit them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary, frames = run_demo(settings, LiveView(target_p99, enabled=not as_json))
     except KeyboardInterrupt:
