@@ -53,6 +53,9 @@ class Observation:
         telemetry_age_s: age of the newest telemetry window read, seconds; telemetry
             older than the policy's `max_signal_age_s` (or of unknown age) is ignored.
         hosts: every registered host.
+        service_cv: coefficient of variation (std ÷ mean) of run times over the
+            window, from the run-time histogram; the capacity model's Allen–Cunneen
+            correction for run times less regular than exponential.
     """
 
     wait_p50_s: float | None = None
@@ -64,6 +67,7 @@ class Observation:
     busy_fraction: float | None = None
     telemetry_age_s: float | None = None
     hosts: tuple[HostView, ...] = ()
+    service_cv: float | None = None
 
 
 def _require(condition: bool, message: str) -> None:
