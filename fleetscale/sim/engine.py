@@ -174,6 +174,7 @@ class _Engine:
             arrival_rate_per_s=rate,
             service_time_s=signals.service_s,
             service_cv=signals.service_cv,
+            completed_per_s=signals.completed_per_s,
             busy_fraction=signals.busy_fraction,
             telemetry_age_s=age_s,
             hosts=views,

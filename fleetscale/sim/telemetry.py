@@ -28,6 +28,7 @@ class Signals:
         wait_p50_s / wait_p99_s: queue-wait quantiles of the sampled waits, seconds.
         service_s: mean run time of the jobs completed, seconds.
         service_cv: coefficient of variation of those run times (std ÷ mean).
+        completed_per_s: jobs completed per second over the windows read.
         busy_fraction: share of the ready workers' time spent running jobs, 0..1.
     """
 
@@ -36,6 +37,7 @@ class Signals:
     service_s: float | None
     service_cv: float | None
     busy_fraction: float | None
+    completed_per_s: float
 
 
 class Telemetry:
@@ -105,4 +107,6 @@ class Telemetry:
         if service_s:
             cv = math.sqrt(max(0.0, run_sq_s2 / done / (service_s * service_s) - 1.0))
         busy = min(1.0, run_s / (window_count * ready_workers)) if ready_workers else None
-        return Signals(merged.quantile(0.5), merged.quantile(0.99), service_s, cv, busy)
+        return Signals(
+            merged.quantile(0.5), merged.quantile(0.99), service_s, cv, busy, done / window_count
+        )
