@@ -93,9 +93,10 @@ class Policy:
         target_p99_s: the SLO: 99th-percentile queue wait, seconds.
         min: the fewest workers (0 lets an idle fleet scale to zero).
         max: the most workers.
-        tolerance: relative band (0.1 = 10 %) inside which the capacity model's
-            recommendation does not move the fleet, and by which a wait must exceed the
-            target to count as a breach.
+        tolerance: a scale-down by less than this share of the fleet (0.1 = 10 %) is
+            not worth a change, and a wait must exceed the target by this share to count
+            as a breach. (The capacity model's own hysteresis is its noise band, see
+            `fleetscale.controller.recommend`.)
         target_utilisation: the capacity model provisions arrival rate × service time
             ÷ this, and at least the Erlang-C workers for the p99 target.
         scale_up_step_workers: growth allowed per period regardless of size, workers.
@@ -108,15 +109,18 @@ class Policy:
         scale_down_stabilisation_s: scale-down goes no lower than the highest
             recommendation within this window, seconds.
         scale_up_stabilisation_s: a capacity scale-up goes no higher than the lowest
-            recommendation within this window, seconds (urgent scale-ups skip it).
+            recommendation within this window, seconds (urgent scale-ups skip it; 0,
+            the default, turns it off: the noise band already keeps a noisy rate from
+            growing the fleet, and this window only delayed real rises).
         startup_grace_s: after a scale-up, measured waits do not compound further
             scale-ups for this long (new workers are starting and p99 lags), seconds.
         change_budget: the most non-urgent size changes per budget window; urgent
             scale-ups (breach, backlog, from zero) always pass.
         change_budget_window_s: the window of the change budget, seconds.
         max_signal_age_s: telemetry older than this is unknown, seconds.
-        rate_smoothing_s: time constant of the EWMA on arrival rate and service time
-            used for sizing, seconds.
+        rate_smoothing_s: time constant of the fast arrival-rate EWMA (urgent sizing
+            and change detection), seconds; the capacity model sizes on slower
+            estimates (`fleetscale.controller.estimate`).
     """
 
     target_p99_s: float = 0.5
