@@ -25,8 +25,9 @@ STATIONARY_OR_SLOW = ("steady", "ramp", "diurnal", "heavy_tail")
 
 BURSTY_ONSETS = (
     "bursty's 26 sudden ×3 onsets each lose a 10 s window unless the quiet fleet can absorb "
-    "them; a policy told each new rate 0.5 s after the onset needs 18 quiet workers for 0.98 "
-    "(1.48× the oracle), at 1 s 20 (1.59×): see the reactive-bound test and RESULTS.md"
+    "them; a policy told each new rate exactly 0.5 s after the onset needs 19 quiet workers "
+    "for 0.98 (1.54× the oracle), 0.25 s after 17 (1.42×): see the reactive-bound test and "
+    "RESULTS.md"
 )
 
 
@@ -78,7 +79,7 @@ COMPARISON_MISSES = {
     ("heavy_tail", "static"): "on this stationary trace static is the oracle itself (18 "
     "workers, the exact M/G/c size, 64 800 worker-s, 0.986): costing no more means never "
     "exceeding the oracle's size from estimated rate, run time and cv; the default spends "
-    "1-6 % more over seeds 1-6 (1.8 % at seed 1)"
+    "2-11 % more over seeds 1-6 (1.7 % at seed 1)"
 }
 COMPARISONS = [
     pytest.param(
@@ -114,7 +115,7 @@ def reactive_bound(floor: int, delay_s: float) -> Summary:
     return summarise(run, service, 0.5)
 
 
-@pytest.mark.parametrize("floor", [12, 14, 16, 17])
+@pytest.mark.parametrize("floor", range(12, 21))
 def test_no_policy_told_of_bursty_onsets_half_a_second_late_meets_both_targets(
     floor: int,
 ) -> None:
@@ -128,5 +129,5 @@ def test_no_policy_told_of_bursty_onsets_half_a_second_late_meets_both_targets(
 
 def test_the_reactive_bound_meets_the_slo_with_enough_quiet_workers() -> None:
     # The other side of the argument: the bound is not simply broken.
-    result = reactive_bound(18, 0.5)
+    result = reactive_bound(20, 0.5)
     assert result.slo_attainment >= 0.98, result
