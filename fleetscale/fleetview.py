@@ -43,6 +43,7 @@ class TelemetrySummary:
     wait: Histogram
     wait_samples: int
     service_time_s: float | None
+    service_cv: float | None
     busy_fraction: float | None
     completed_per_s: float | None
     failed_per_s: float | None
@@ -64,6 +65,8 @@ class FleetView:
         wait_p50_s / wait_p99_s: queue-wait quantiles of jobs started in the window.
         wait_samples: weighted number of waits behind those quantiles.
         service_time_s: mean run time per job.
+        service_cv: coefficient of variation of run times (from the sampled run-time
+            histogram).
         busy_fraction: share of worker up-time spent running jobs (0..1).
         completed_per_s / failed_per_s: job outcomes per second.
         workers_live: workers whose heartbeat is current.
@@ -81,6 +84,7 @@ class FleetView:
     wait_p99_s: float | None
     wait_samples: int
     service_time_s: float | None
+    service_cv: float | None
     busy_fraction: float | None
     completed_per_s: float | None
     failed_per_s: float | None
@@ -127,6 +131,7 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
         for w, d in windows.items()
         if settled_end - window_s <= w and w + TELEMETRY_WINDOW_S <= settled_end
     ]
+    run = Histogram().merged(*(d.run for d in settled))
     busy_us = sum(d.busy_us for d in settled)
     up_us = sum(d.up_us for d in settled)
     done = sum(d.done for d in settled)
@@ -137,6 +142,7 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
         wait=wait,
         wait_samples=wait.total(),
         service_time_s=busy_us / 1e6 / done if done else None,
+        service_cv=run.cv(),
         busy_fraction=min(1.0, busy_us / up_us) if up_us else None,
         completed_per_s=done / span_s if span_s else None,
         failed_per_s=failed / span_s if span_s else None,
@@ -187,6 +193,7 @@ def read_fleet_view(
         wait_p99_s=tm.wait.quantile(0.99),
         wait_samples=tm.wait_samples,
         service_time_s=tm.service_time_s,
+        service_cv=tm.service_cv,
         busy_fraction=tm.busy_fraction,
         completed_per_s=tm.completed_per_s,
         failed_per_s=tm.failed_per_s,
