@@ -100,7 +100,7 @@ class ForkServer:
             line = _first_line(read_fd, self.zygote, ZYGOTE_START_TIMEOUT_S)
         finally:
             os.close(read_fd)
-        if line != "ready":
+        if not line.startswith("ready"):
             self.zygote.kill()
             self.zygote.wait()
             ours.close()

@@ -220,19 +220,26 @@ class Supervisor:
             self._on_status(handle, line.decode(errors="replace"))
 
     def _on_status(self, handle: WorkerHandle, line: str) -> None:
-        if line == "warm" and handle.phase is Phase.STARTING:
+        word, _, rest = line.partition(" ")
+        if word == "error":
+            handle.error = rest
+            return
+        try:
+            at_s = float(rest) if rest else self.monotonic()
+        except ValueError:
+            at_s = self.monotonic()
+        if word == "warm" and handle.phase is Phase.STARTING:
             handle.phase = Phase.WARM
-            self._started(handle)
-        elif line == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
+            self._started(handle, at_s)
+        elif word == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
             if handle.phase is Phase.STARTING:
-                self._started(handle)
+                self._started(handle, at_s)
             handle.phase = Phase.READY
-        elif line.startswith("error "):
-            handle.error = line[len("error ") :]
 
-    def _started(self, handle: WorkerHandle) -> None:
+    def _started(self, handle: WorkerHandle, at_s: float) -> None:
+        """`handle` became warm or ready at monotonic `at_s` (the worker's report)."""
         self.failures.count = 0
-        self.startups_s.append(self.monotonic() - handle.started_s)
+        self.startups_s.append(max(0.0, at_s - handle.started_s))
         del self.startups_s[:-STARTUP_HISTORY]
 
     def startup_s(self) -> float | None:

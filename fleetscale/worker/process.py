@@ -143,7 +143,7 @@ def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
 def wait_warm(parts: WorkerParts, go: threading.Event, lifeline: Lifeline) -> None:
     """Stay imported, connected and registered, but take no job, until SIGUSR1."""
     parts.housekeeper.warm = True
-    lifeline.report("warm")
+    lifeline.reached("warm")
     while not go.wait(0.5):
         if not lifeline.parent_alive():
             parts.consumer.drain()
@@ -192,7 +192,7 @@ def run_worker(
     parts.housekeeper.start()
     if warm:
         wait_warm(parts, go, lifeline)
-    lifeline.report("ready")
+    lifeline.reached("ready")
     log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
     try:
         parts.consumer.run()

@@ -31,7 +31,7 @@ def serve(control: socket.socket, lifeline: Lifeline, run_worker: RunWorker) -> 
     """Fork workers on request until the control socket closes or the parent dies."""
     lifeline.die_with_parent()
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(ExitCode.OK))
-    lifeline.report("ready")
+    lifeline.reached("ready")
     while lifeline.parent_alive():
         readable, _, _ = select.select([control], [], [], 0.2)
         report_exits(control)
