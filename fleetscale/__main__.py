@@ -2,4 +2,4 @@
 
 from fleetscale.cli import main
 
-main()
+main(prog_name="fleetscale")

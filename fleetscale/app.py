@@ -151,6 +151,11 @@ class App:
 
         def register(func: Callable[P, R]) -> Task[P, R]:  # the TaskDecorator
             task_name = name or func.__name__
+            if inspect.iscoroutinefunction(func):
+                raise TaskError(
+                    f"task {task_name!r} is `async def`: workers run plain functions; "
+                    "wrap it with asyncio.run in a plain function"
+                )
             if task_name in self._tasks:
                 raise TaskError(f"task {task_name!r} is already registered in app {self.fleet!r}")
             registered = Task(self, task_name, func, options)

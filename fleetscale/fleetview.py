@@ -43,6 +43,7 @@ class TelemetrySummary:
     wait: Histogram
     wait_samples: int
     service_time_s: float | None
+    service_cv: float | None
     busy_fraction: float | None
     completed_per_s: float | None
     failed_per_s: float | None
@@ -64,6 +65,8 @@ class FleetView:
         wait_p50_s / wait_p99_s: queue-wait quantiles of jobs started in the window.
         wait_samples: weighted number of waits behind those quantiles.
         service_time_s: mean run time per job.
+        service_cv: coefficient of variation of run times (from the sampled run-time
+            histogram).
         busy_fraction: share of worker up-time spent running jobs (0..1).
         completed_per_s / failed_per_s: job outcomes per second.
         workers_live: workers whose heartbeat is current.
@@ -81,6 +84,7 @@ class FleetView:
     wait_p99_s: float | None
     wait_samples: int
     service_time_s: float | None
+    service_cv: float | None
     busy_fraction: float | None
     completed_per_s: float | None
     failed_per_s: float | None
@@ -127,6 +131,7 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
         for w, d in windows.items()
         if settled_end - window_s <= w and w + TELEMETRY_WINDOW_S <= settled_end
     ]
+    run = Histogram().merged(*(d.run for d in settled))
     busy_us = sum(d.busy_us for d in settled)
     up_us = sum(d.up_us for d in settled)
     done = sum(d.done for d in settled)
@@ -137,6 +142,7 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
         wait=wait,
         wait_samples=wait.total(),
         service_time_s=busy_us / 1e6 / done if done else None,
+        service_cv=run.cv(),
         busy_fraction=min(1.0, busy_us / up_us) if up_us else None,
         completed_per_s=done / span_s if span_s else None,
         failed_per_s=failed / span_s if span_s else None,
@@ -146,12 +152,24 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
     )
 
 
-def read_fleet_view(client: Client, keys: FleetKeys, url: str, window_s: float = 10.0) -> FleetView:
-    """Read the fleet's signals now (two round trips). Raises FleetscaleError subclasses."""
+def read_fleet_view(
+    client: Client,
+    keys: FleetKeys,
+    url: str,
+    window_s: float = 10.0,
+    arrival_window_s: float | None = None,
+) -> FleetView:
+    """Read the fleet's signals now (two round trips). Raises FleetscaleError subclasses.
+
+    Args:
+        window_s: the window of wait quantiles and rates, seconds.
+        arrival_window_s: the span of `entries-added` samples behind the arrival rate
+            (default `window_s`); shorter follows a step in load sooner, seconds.
+    """
     with redis_errors(url):
         reply = script(client, "observe")(
             keys=[keys.jobs, keys.arrivals, keys.workers],
-            args=[GROUP, ARRIVAL_HISTORY_S * 1000, int(window_s * 1000)],
+            args=[GROUP, ARRIVAL_HISTORY_S * 1000, int((arrival_window_s or window_s) * 1000)],
         )
         snap = _parse_snapshot(reply)
         first = int((snap.now_s - window_s - FLUSH_LAG_S) // TELEMETRY_WINDOW_S) - 1
@@ -175,6 +193,7 @@ def read_fleet_view(client: Client, keys: FleetKeys, url: str, window_s: float =
         wait_p99_s=tm.wait.quantile(0.99),
         wait_samples=tm.wait_samples,
         service_time_s=tm.service_time_s,
+        service_cv=tm.service_cv,
         busy_fraction=tm.busy_fraction,
         completed_per_s=tm.completed_per_s,
         failed_per_s=tm.failed_per_s,

@@ -96,6 +96,18 @@ class Histogram:
                 return bucket_value(index)
         return bucket_value(max(self.counts))
 
+    def cv(self) -> float | None:
+        """Coefficient of variation (std ÷ mean) of the recorded values, from bucket
+        midpoints; None with fewer than two observations or a zero mean."""
+        total = self.total()
+        if total < 2:
+            return None
+        mean = sum(bucket_value(i) * n for i, n in self.counts.items()) / total
+        if mean <= 0:
+            return None
+        var = sum(n * (bucket_value(i) - mean) ** 2 for i, n in self.counts.items()) / total
+        return math.sqrt(var) / mean
+
     def __repr__(self) -> str:
         return f"Histogram(total={self.total()}, buckets={len(self.counts)})"
 

@@ -4,10 +4,13 @@ The controller is the exporter (`--metrics-port`). Metrics live in a registry of
 own, created when a `PrometheusRecorder` is built — never at import. Label values are
 bounded: reasons and directions are enums, outcomes a fixed set, hosts the fleet's.
 Names follow `fleetscale_<subsystem>_<name>_<unit>`; every one is listed in `METRICS`.
+`fleetscale_recommended_workers` keeps the name Kubernetes users are told to scale on
+(issue 6), rather than the pattern's `fleetscale_workers_recommended`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +20,7 @@ from fleetscale.fleetview import FleetView
 
 METRICS: dict[str, str] = {
     "fleetscale_workers_desired": "Fleet size the leader decided, workers.",
-    "fleetscale_workers_recommended": "Fleet size the policy recommends (also when dry-run).",
+    "fleetscale_recommended_workers": "Fleet size the policy recommends (also when dry-run).",
     "fleetscale_workers_running": "Worker processes on this host that are not stopping.",
     "fleetscale_workers_ready": "Workers on this host taking jobs.",
     "fleetscale_workers_starting": "Workers on this host started but not yet taking jobs.",
@@ -34,6 +37,9 @@ METRICS: dict[str, str] = {
     "fleetscale_supervisor_spawn_failures_total": "Workers that failed to start.",
     "fleetscale_queue_jobs_per_second": "Jobs finished per second fleet-wide, by outcome.",
     "fleetscale_dead_letters_jobs": "Jobs in the dead-letter stream.",
+    "fleetscale_policy_target_p99_seconds": "The policy's queue-wait target (p99).",
+    "fleetscale_policy_min_workers": "The policy's fewest workers.",
+    "fleetscale_policy_max_workers": "The policy's most workers.",
 }
 WAIT_QUANTILES = ("0.5", "0.99")
 OUTCOMES = ("done", "failed")
@@ -74,6 +80,9 @@ class Recorder(Protocol):
     def spawn_failures(self, count: int) -> None:
         """Workers that failed to start since the last call."""
 
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
+        """The scaling policy in force."""
+
 
 class NullRecorder:
     """Records nothing (no `--metrics-port`)."""
@@ -97,6 +106,9 @@ class NullRecorder:
         """Nothing."""
 
     def spawn_failures(self, count: int) -> None:
+        """Nothing."""
+
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
         """Nothing."""
 
 
@@ -144,10 +156,16 @@ class PrometheusRecorder:
             ["outcome"],
             registry=r,
         )
+        # Every labelled series exists from the start (NaN until known), so dashboards
+        # and alerts see the metric even before its first value.
+        for quantile in WAIT_QUANTILES:
+            self._wait.labels(quantile).set(math.nan)
+        for name in _HOST_GAUGES:
+            self._host_gauges[name].labels(host).set(math.nan)
         for direction in DIRECTIONS:
             self._scales.labels(direction)
         for outcome in OUTCOMES:
-            self._jobs.labels(outcome)
+            self._jobs.labels(outcome).set(math.nan)
         self._spawn_failures.labels(host)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
@@ -155,21 +173,17 @@ class PrometheusRecorder:
         start_http_server(port, addr=addr, registry=self.registry)
 
     def fleet(self, view: FleetView, dead_letters: int) -> None:
-        """The fleet's signals this tick (unknown ones are left as they were)."""
+        """The fleet's signals this tick; unknown ones are exported as NaN."""
         g = self._gauges
-        if view.backlog is not None:
-            g["fleetscale_queue_backlog_jobs"].set(view.backlog)
+        g["fleetscale_queue_backlog_jobs"].set(_known(view.backlog))
         g["fleetscale_queue_head_of_line_age_seconds"].set(view.head_of_line_age_s)
-        if view.arrival_rate_per_s is not None:
-            g["fleetscale_queue_arrival_rate_jobs_per_second"].set(view.arrival_rate_per_s)
+        g["fleetscale_queue_arrival_rate_jobs_per_second"].set(_known(view.arrival_rate_per_s))
         for quantile, value in zip(WAIT_QUANTILES, (view.wait_p50_s, view.wait_p99_s), strict=True):
-            if value is not None:
-                self._wait.labels(quantile).set(value)
+            self._wait.labels(quantile).set(_known(value))
         g["fleetscale_dead_letters_jobs"].set(dead_letters)
         rates = zip(OUTCOMES, (view.completed_per_s, view.failed_per_s), strict=True)
         for outcome, rate in rates:
-            if rate is not None:
-                self._jobs.labels(outcome).set(rate)
+            self._jobs.labels(outcome).set(_known(rate))
 
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """A decision: its reason, and a scale event if the size changed."""
@@ -183,7 +197,7 @@ class PrometheusRecorder:
 
     def recommended(self, workers: int) -> None:
         """The size the policy recommends."""
-        self._gauges["fleetscale_workers_recommended"].set(workers)
+        self._gauges["fleetscale_recommended_workers"].set(workers)
 
     def local(self, workers: LocalWorkers, quota: int | None, capacity: int) -> None:
         """This host's workers, quota and capacity."""
@@ -193,8 +207,7 @@ class PrometheusRecorder:
         h["fleetscale_workers_starting"].labels(self.host).set(workers.starting)
         h["fleetscale_workers_warm"].labels(self.host).set(workers.warm)
         h["fleetscale_host_capacity_workers"].labels(self.host).set(capacity)
-        if quota is not None:
-            h["fleetscale_host_quota_workers"].labels(self.host).set(quota)
+        h["fleetscale_host_quota_workers"].labels(self.host).set(_known(quota))
 
     def leader(self, leading: bool) -> None:
         """1 while this controller leads."""
@@ -205,15 +218,30 @@ class PrometheusRecorder:
         if count:
             self._spawn_failures.labels(self.host).inc(count)
 
+    def policy(self, target_p99_s: float, min_workers: int, max_workers: int) -> None:
+        """The scaling policy in force (what the dashboard draws the waits against)."""
+        g = self._gauges
+        g["fleetscale_policy_target_p99_seconds"].set(target_p99_s)
+        g["fleetscale_policy_min_workers"].set(min_workers)
+        g["fleetscale_policy_max_workers"].set(max_workers)
+
+
+def _known(value: float | None) -> float:
+    """The value, or NaN (Prometheus's "no value") when unknown."""
+    return math.nan if value is None else value
+
 
 _PLAIN_GAUGES = (
     "fleetscale_workers_desired",
-    "fleetscale_workers_recommended",
+    "fleetscale_recommended_workers",
     "fleetscale_queue_backlog_jobs",
     "fleetscale_queue_head_of_line_age_seconds",
     "fleetscale_queue_arrival_rate_jobs_per_second",
     "fleetscale_controller_leader",
     "fleetscale_dead_letters_jobs",
+    "fleetscale_policy_target_p99_seconds",
+    "fleetscale_policy_min_workers",
+    "fleetscale_policy_max_workers",
 )
 _HOST_GAUGES = (
     "fleetscale_workers_running",

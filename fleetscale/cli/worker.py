@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import click
@@ -18,8 +19,10 @@ from fleetscale.cli.options import (
 from fleetscale.cli.root import main
 from fleetscale.config import WorkerSettings
 from fleetscale.errors import AppImportError
+from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.process import run_worker
+from fleetscale.worker.zygote import CONTROL_FD_ENV, serve
 
 
 @main.command("worker")
@@ -58,6 +61,12 @@ from fleetscale.worker.process import run_worker
 )
 @click.option("--no-telemetry", is_flag=True, help="Do not record wait and run telemetry.")
 @click.option(
+    "--zygote",
+    is_flag=True,
+    hidden=True,
+    help="Fork workers on a controller's request (internal: the fork server).",
+)
+@click.option(
     "--warm",
     is_flag=True,
     help="Start as a warm spare: connect and register, consume only after SIGUSR1.",
@@ -86,6 +95,7 @@ def worker_command(
     prefetch_window: float,
     no_telemetry: bool,
     warm: bool,
+    zygote: bool,
     no_lease_renewal: bool,
     strict: bool,
 ) -> None:
@@ -114,5 +124,12 @@ def worker_command(
     except AppImportError as exc:
         lifeline.report(f"error {exc}")
         raise
-    code = run_worker(app, redis_settings(redis_url), settings, warm=warm, lifeline=lifeline)
-    sys.exit(int(code))
+    redis = redis_settings(redis_url)
+
+    def run(warm: bool, lifeline: Lifeline) -> ExitCode:
+        return run_worker(app, redis, settings, warm=warm, lifeline=lifeline)
+
+    if zygote:
+        control = socket.socket(fileno=int(os.environ[CONTROL_FD_ENV]))
+        sys.exit(int(serve(control, lifeline, run)))
+    sys.exit(int(run(warm, lifeline)))

@@ -36,6 +36,8 @@ def observation(view: FleetView, hosts: Iterable[Member]) -> Observation:
         backlog=view.backlog,
         arrival_rate_per_s=view.arrival_rate_per_s,
         service_time_s=view.service_time_s,
+        service_cv=view.service_cv,
+        completed_per_s=view.completed_per_s,
         busy_fraction=view.busy_fraction,
         telemetry_age_s=view.telemetry_age_s,
         hosts=tuple(sorted((host_view(m) for m in hosts), key=lambda h: h.host)),

@@ -53,6 +53,11 @@ class Observation:
         telemetry_age_s: age of the newest telemetry window read, seconds; telemetry
             older than the policy's `max_signal_age_s` (or of unknown age) is ignored.
         hosts: every registered host.
+        service_cv: coefficient of variation (std ÷ mean) of run times over the
+            window, from the run-time histogram; the capacity model's Allen–Cunneen
+            correction for run times less regular than exponential.
+        completed_per_s: jobs completed per second over the window: how many run
+            times `service_time_s` and `service_cv` rest on.
     """
 
     wait_p50_s: float | None = None
@@ -64,6 +69,8 @@ class Observation:
     busy_fraction: float | None = None
     telemetry_age_s: float | None = None
     hosts: tuple[HostView, ...] = ()
+    service_cv: float | None = None
+    completed_per_s: float | None = None
 
 
 def _require(condition: bool, message: str) -> None:
@@ -86,9 +93,10 @@ class Policy:
         target_p99_s: the SLO: 99th-percentile queue wait, seconds.
         min: the fewest workers (0 lets an idle fleet scale to zero).
         max: the most workers.
-        tolerance: relative band (0.1 = 10 %) inside which the capacity model's
-            recommendation does not move the fleet, and by which a wait must exceed the
-            target to count as a breach.
+        tolerance: a scale-down by less than this share of the fleet (0.1 = 10 %) is
+            not worth a change, and a wait must exceed the target by this share to count
+            as a breach. (The capacity model's own hysteresis is its noise band, see
+            `fleetscale.controller.recommend`.)
         target_utilisation: the capacity model provisions arrival rate × service time
             ÷ this, and at least the Erlang-C workers for the p99 target.
         scale_up_step_workers: growth allowed per period regardless of size, workers.
@@ -101,15 +109,18 @@ class Policy:
         scale_down_stabilisation_s: scale-down goes no lower than the highest
             recommendation within this window, seconds.
         scale_up_stabilisation_s: a capacity scale-up goes no higher than the lowest
-            recommendation within this window, seconds (urgent scale-ups skip it).
+            recommendation within this window, seconds (urgent scale-ups skip it; 0,
+            the default, turns it off: the noise band already keeps a noisy rate from
+            growing the fleet, and this window only delayed real rises).
         startup_grace_s: after a scale-up, measured waits do not compound further
             scale-ups for this long (new workers are starting and p99 lags), seconds.
         change_budget: the most non-urgent size changes per budget window; urgent
             scale-ups (breach, backlog, from zero) always pass.
         change_budget_window_s: the window of the change budget, seconds.
         max_signal_age_s: telemetry older than this is unknown, seconds.
-        rate_smoothing_s: time constant of the EWMA on arrival rate and service time
-            used for sizing, seconds.
+        rate_smoothing_s: time constant of the fast arrival-rate EWMA (urgent sizing
+            and change detection), seconds; the capacity model sizes on slower
+            estimates (`fleetscale.controller.estimate`).
     """
 
     target_p99_s: float = 0.5
@@ -123,7 +134,7 @@ class Policy:
     scale_down_step_ratio: float = 0.5
     scale_down_period_s: float = 2.0
     scale_down_stabilisation_s: float = 15.0
-    scale_up_stabilisation_s: float = 10.0
+    scale_up_stabilisation_s: float = 0.0
     startup_grace_s: float = 10.0
     change_budget: int = 60
     change_budget_window_s: float = 600.0
@@ -237,17 +248,31 @@ class Reason(Enum):
 class State:
     """What `decide` remembers between calls; pass the previous decision's `state` back.
 
+    The caller treats it as opaque. Fields after `correction` were added in a later
+    version, all with defaults, so a `State()` or an older state still works.
+
     Attributes:
         desired: the last decided fleet size (None before the first decision).
         quotas: the last per-host quotas, as sorted (host, workers) pairs.
-        rate_per_s: smoothed arrival rate, jobs per second.
-        service_s: smoothed mean service time, seconds.
-        smoothed_at_s: when the smoothed values were last updated (caller's clock).
+        rate_per_s: fast arrival-rate estimate, jobs per second.
+        service_s: fast mean run-time estimate, seconds.
+        smoothed_at_s: when the estimates were last updated (caller's clock).
         recommendations: (time, workers) sizing recommendations within the
-            scale-down stabilisation window.
+            stabilisation windows.
         changes: (time, new size) of each size change within the longest limit window.
         last_scale_up_s: when the fleet last grew.
-        correction: learned multiplier on the capacity model (≥ 1; see `decide`).
+        correction: learned multiplier on the load the queueing model sizes for
+            (see `fleetscale.controller.learn`).
+        rate_slow_per_s: slow arrival-rate estimate the capacity model sizes on.
+        rate_scatter: smoothed squared gap between the fast and slow rates, (jobs/s)².
+        rate_jump_s: when the slow rate last jumped to the fast one.
+        service_slow_s: slow mean run time the capacity model sizes on, seconds.
+        service_sq_s2: slow mean square of run times, seconds² (gives their cv).
+        jobs_seen: completed jobs behind the run-time estimates so far.
+        estimates_since_s: when the estimates got their first sample.
+        breach_share: smoothed share of model-sized ticks whose p99 wait breached
+            the target (starts between the learning thresholds: no evidence yet).
+        urgent: (time, fleet size before) of the last urgent scale-up episode.
     """
 
     desired: int | None = None
@@ -259,6 +284,15 @@ class State:
     changes: tuple[tuple[float, int], ...] = ()
     last_scale_up_s: float | None = None
     correction: float = 1.0
+    rate_slow_per_s: float | None = None
+    rate_scatter: float | None = None
+    rate_jump_s: float | None = None
+    service_slow_s: float | None = None
+    service_sq_s2: float | None = None
+    jobs_seen: float = 0.0
+    estimates_since_s: float | None = None
+    breach_share: float = 0.01
+    urgent: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +301,17 @@ class DecisionInputs:
 
     Attributes:
         current: the fleet size the decision started from, workers.
-        rate_per_s: the smoothed arrival rate used for sizing, jobs per second.
-        service_s: the smoothed service time used for sizing, seconds.
-        capacity_workers: the capacity model's size at the smoothed rate.
+        rate_per_s: the fast arrival-rate estimate, jobs per second.
+        service_s: the fast run-time estimate, seconds.
+        capacity_workers: the capacity model's size for the rate to cover.
         surge_workers: the capacity model's size at the higher of raw and smoothed rate.
         drain_workers: extra workers to drain the queued backlog within the target.
         wait_ratio: the worst of p99 wait and head-of-line age, over the target.
         correction: the learned model correction in effect.
         observation: the observation after staleness was applied.
+        rate_slow_per_s: the slow arrival-rate estimate the model sizes on.
+        rate_spread_per_s: the rate's own spread beyond Poisson noise, jobs per second.
+        service_cv: the run-time cv the model uses (None: unknown, taken as 1).
     """
 
     current: int
@@ -286,6 +323,9 @@ class DecisionInputs:
     wait_ratio: float | None
     correction: float
     observation: Observation
+    rate_slow_per_s: float | None = None
+    rate_spread_per_s: float | None = None
+    service_cv: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from fleetscale.config import RedisSettings
+from fleetscale.controller.forkserver import fork_launcher
 from fleetscale.controller.leader import Leadership, lease_id
 from fleetscale.controller.policy import Policy
 from fleetscale.controller.policystore import PolicyStore
 from fleetscale.controller.reconciler import ControllerSettings, Reconciler, seed_policy
-from fleetscale.controller.supervisor import Supervisor, SupervisorSettings, worker_launcher
+from fleetscale.controller.supervisor import (
+    Supervisor,
+    SupervisorSettings,
+    exec_launcher,
+    worker_command,
+)
 from fleetscale.errors import ConfigurationError, FleetscaleError, RedisUnavailable
 from fleetscale.exitcode import ExitCode
 from fleetscale.keys import FleetKeys
@@ -46,6 +52,7 @@ class ControllerOptions:
             user); None for the controller's own.
         metrics_port: serve Prometheus metrics here; None for none.
         strict: refuse to start on an unsafe Redis deployment.
+        fork: start workers by forking a preloaded parent (else a fresh interpreter each).
     """
 
     app_path: str
@@ -57,6 +64,7 @@ class ControllerOptions:
     worker_redis_url: str | None = None
     metrics_port: int | None = None
     strict: bool = False
+    fork: bool = True
 
 
 def policy_differences(stored: Policy, flags: Policy) -> list[str]:
@@ -88,14 +96,21 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
     recorder: Recorder | None = None
     if options.metrics_port is not None:
         prometheus = PrometheusRecorder(options.settings.host_id)
-        prometheus.serve(options.metrics_port)
+        try:
+            prometheus.serve(options.metrics_port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on port {options.metrics_port} ({exc.strerror}); "
+                "pick a free --metrics-port"
+            ) from None
         recorder = prometheus
-    launcher = worker_launcher(
+    run = worker_command(
         options.app_path,
         options.worker_redis_url or redis.url,
         options.settings.host_id,
         shlex.split(options.worker_args),
     )
+    launcher = fork_launcher(run) if options.fork else exec_launcher(run)
     candidate = lease_id(options.settings.host_id)
     return Reconciler(
         client=client,

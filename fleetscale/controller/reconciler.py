@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.clock import RedisTimeEstimate
 from fleetscale.controller.leader import Leadership, Lease, host_of
 from fleetscale.controller.observe import observation
 from fleetscale.controller.plan import Plan, PlanStore, decision_record
@@ -25,7 +25,7 @@ from fleetscale.controller.policy import Policy, State, decide
 from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
-from fleetscale.errors import FleetscaleError
+from fleetscale.duties import Duties
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.metrics import NullRecorder, Recorder
@@ -47,6 +47,7 @@ class ControllerSettings:
         host_ttl_s: a host silent this long loses its quota, seconds.
         lease_ttl_s: the leader lease; a dead leader is replaced after this, seconds.
         view_window_s: the sliding window of the wait quantiles the leader reads, seconds.
+        arrival_window_s: the span of the arrival-rate estimate, seconds.
         trim_every_s: how often the leader trims acknowledged entries, seconds.
         cleanup_every_s: how often the leader deletes idle consumers, seconds.
         consumer_idle_s: consumers idle this long with nothing pending are deleted.
@@ -60,6 +61,7 @@ class ControllerSettings:
     host_ttl_s: float = 5.0
     lease_ttl_s: float = 5.0
     view_window_s: float = 5.0
+    arrival_window_s: float = 2.0
     trim_every_s: float = 10.0
     cleanup_every_s: float = 60.0
     consumer_idle_s: float = 600.0
@@ -106,18 +108,19 @@ class Reconciler:
         self.quota: int | None = None
         self._trim = script(client, "trim")
         self._cleanup = script(client, "cleanup")
-        self._failing: set[str] = set()
         self.displaced: MemberTaken | None = None
-        self.schedule = Schedule(
-            start_s=monotonic(),
-            periods_s={
-                "lead": settings.tick_s,
-                "heartbeat": settings.heartbeat_s,
-                "decide": settings.tick_s,
-                "converge": settings.tick_s,
-                "trim": settings.trim_every_s,
-                "cleanup": settings.cleanup_every_s,
+        self.duties = Duties(
+            monotonic(),
+            {
+                "lead": (settings.tick_s, self.lead),
+                "heartbeat": (settings.heartbeat_s, self._keep_host),
+                "decide": (settings.tick_s, self.decide),
+                "converge": (settings.tick_s, self.converge),
+                "trim": (settings.trim_every_s, self.trim),
+                "cleanup": (settings.cleanup_every_s, self.cleanup),
             },
+            log,
+            f"controller {settings.host_id}",
         )
 
     # -- the loop ----------------------------------------------------------------------
@@ -148,53 +151,34 @@ class Reconciler:
         try:
             while not stop.is_set() and self.displaced is None:
                 self.reconcile_once(self.monotonic())
-                stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
+                stop.wait(max(0.0, self.duties.next_deadline() - self.monotonic()))
         finally:
             self.shutdown()
 
     def reconcile_once(self, now: float) -> None:
         """Run every duty due at monotonic time `now`."""
-        duties: dict[str, Callable[[], None]] = {
-            "lead": self.lead,
-            "heartbeat": self.heartbeat,
-            "decide": self.decide,
-            "converge": self.converge,
-            "trim": self.trim,
-            "cleanup": self.cleanup,
-        }
-        for name in self.schedule.due(now):
-            self._guarded(name, duties[name])
-            if self.displaced is not None:
-                return
-
-    def _guarded(self, name: str, duty: Callable[[], None]) -> None:
-        try:
-            duty()
-        except MemberTaken as exc:
-            log.error("controller %s stops: %s", self.settings.host_id, exc)
-            self.displaced = exc
-            return
-        except FleetscaleError as exc:
-            if name not in self._failing:
-                log.warning("controller %s: %s failed: %s", self.settings.host_id, name, exc)
-                self._failing.add(name)
-            return
-        if name in self._failing:
-            log.info("controller %s: %s works again", self.settings.host_id, name)
-            self._failing.discard(name)
+        self.duties.run_due(now)
 
     def shutdown(self) -> None:
         """Stop local workers, hand over the lease, unregister the host (unless another
         controller owns the host id now: its registration stays)."""
         self.supervisor.stop_all()
-        self._guarded("resign", self.leadership.resign)
+        self.duties.run("resign", self.leadership.resign)
         if self.displaced is None:
-            self._guarded("unregister", self._unregister)
+            self.duties.run("unregister", self._unregister)
 
     def _unregister(self) -> None:
         self.hosts.remove(self.settings.host_id)
 
     # -- duties ------------------------------------------------------------------------
+
+    def _keep_host(self) -> None:
+        """The heartbeat duty: stop for good if another controller took this host id."""
+        try:
+            self.heartbeat()
+        except MemberTaken as exc:
+            log.error("controller %s stops: %s", self.settings.host_id, exc)
+            self.displaced = exc
 
     def heartbeat(self) -> None:
         """Register this host with its capacity and worker counts."""
@@ -245,9 +229,12 @@ class Reconciler:
     def decide(self) -> None:
         """Leader only: observe the fleet, decide its size, publish the plan."""
         self._reload_policy()
+        policy = self.policy.policy
+        self.recorder.policy(policy.target_p99_s, policy.min, policy.max)
         if not self.lease.leading:
             return
-        view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s)
+        view = read_fleet_view(self.client, self.keys, self.url, self.settings.view_window_s,
+                               self.settings.arrival_window_s)  # fmt: skip
         dead = DeadLetters(self.client, self.keys, self.url).count()
         self.recorder.fleet(view, dead)
         decision = decide(
@@ -286,7 +273,10 @@ class Reconciler:
             self.policy = stored  # one assignment: the swap is atomic
 
     def converge(self) -> None:
-        """Move this host's workers toward its quota; hold without a fresh plan."""
+        """Move this host's workers toward its quota; hold without a fresh plan. Start
+        nothing once another controller has taken this host id."""
+        if self.displaced is not None:
+            return
         self.plan = self.plans.read()
         counts = self.supervisor.counts()
         target = self._target(counts.running)

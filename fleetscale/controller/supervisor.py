@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -44,31 +44,69 @@ class Phase(Enum):
     STOPPING = "stopping"
 
 
-class Launcher(Protocol):
-    """Starts one worker process whose status lines go to `status_fd`."""
+class SpawnError(Exception):
+    """Raised by a launcher that could not start a worker (the message says why)."""
 
-    def __call__(self, *, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
-        """Start the process (the caller closes `status_fd` afterwards)."""
+
+class WorkerProcess(Protocol):
+    """What the supervisor needs of a worker process (`subprocess.Popen` has it)."""
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        ...
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; raise subprocess.TimeoutExpired after `timeout` s."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL it."""
         ...
 
 
-def worker_launcher(
-    app_path: str, redis_url: str, host_id: str, extra_args: Sequence[str] = ()
-) -> Launcher:
-    """A launcher running `python -m fleetscale worker APP` for this controller."""
+class Launcher(Protocol):
+    """Starts one worker process whose status lines go to `status_fd`."""
 
-    def launch(*, warm: bool, status_fd: int) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "fleetscale", "worker", app_path, *extra_args]
-        if warm:
-            argv.append("--warm")
-        env = {
+    def __call__(self, *, warm: bool, status_fd: int) -> WorkerProcess:
+        """Start the process (the caller closes `status_fd` afterwards); raise
+        `SpawnError` or OSError when it cannot."""
+        ...
+
+
+def worker_command(
+    app_path: str, redis_url: str, host_id: str, extra_args: Sequence[str] = ()
+) -> Callable[[Sequence[str], Mapping[str, str], Sequence[int]], subprocess.Popen[bytes]]:
+    """Runs `python -m fleetscale worker APP [flags]` for this controller: with its
+    Redis URL, host id and pid in the environment, and the given fds passed on."""
+
+    def run(
+        flags: Sequence[str], env: Mapping[str, str], fds: Sequence[int]
+    ) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "fleetscale", "worker", app_path, *extra_args, *flags]
+        full_env = {
             **os.environ,
             "FLEETSCALE_REDIS_URL": redis_url,
-            STATUS_FD_ENV: str(status_fd),
             PARENT_PID_ENV: str(os.getpid()),
             HOST_ID_ENV: host_id,
+            **env,
         }
-        return subprocess.Popen(argv, env=env, pass_fds=(status_fd,), stdin=subprocess.DEVNULL)
+        return subprocess.Popen(argv, env=full_env, pass_fds=tuple(fds), stdin=subprocess.DEVNULL)
+
+    return run
+
+
+def exec_launcher(
+    run: Callable[[Sequence[str], Mapping[str, str], Sequence[int]], subprocess.Popen[bytes]],
+) -> Launcher:
+    """A launcher that starts each worker as a fresh interpreter (`worker_command`)."""
+
+    def launch(*, warm: bool, status_fd: int) -> WorkerProcess:
+        return run(["--warm"] if warm else [], {STATUS_FD_ENV: str(status_fd)}, [status_fd])
 
     return launch
 
@@ -94,7 +132,7 @@ class SupervisorSettings:
 class WorkerHandle:
     """One worker process of this host."""
 
-    popen: subprocess.Popen[bytes]
+    process: WorkerProcess
     status_fd: int
     phase: Phase
     spare: bool
@@ -106,7 +144,7 @@ class WorkerHandle:
     @property
     def pid(self) -> int:
         """The process id."""
-        return self.popen.pid
+        return self.process.pid
 
 
 @dataclass
@@ -160,7 +198,7 @@ class Supervisor:
         """Read status lines, and forget (and account for) workers that exited."""
         for handle in list(self.workers):
             self._read_status(handle)
-            code = handle.popen.poll()
+            code = handle.process.poll()
             if code is None:
                 continue
             self._read_status(handle)
@@ -182,19 +220,26 @@ class Supervisor:
             self._on_status(handle, line.decode(errors="replace"))
 
     def _on_status(self, handle: WorkerHandle, line: str) -> None:
-        if line == "warm" and handle.phase is Phase.STARTING:
+        word, _, rest = line.partition(" ")
+        if word == "error":
+            handle.error = rest
+            return
+        try:
+            at_s = float(rest) if rest else self.monotonic()
+        except ValueError:
+            at_s = self.monotonic()
+        if word == "warm" and handle.phase is Phase.STARTING:
             handle.phase = Phase.WARM
-            self._started(handle)
-        elif line == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
+            self._started(handle, at_s)
+        elif word == "ready" and handle.phase in (Phase.STARTING, Phase.WARM):
             if handle.phase is Phase.STARTING:
-                self._started(handle)
+                self._started(handle, at_s)
             handle.phase = Phase.READY
-        elif line.startswith("error "):
-            handle.error = line[len("error ") :]
 
-    def _started(self, handle: WorkerHandle) -> None:
+    def _started(self, handle: WorkerHandle, at_s: float) -> None:
+        """`handle` became warm or ready at monotonic `at_s` (the worker's report)."""
         self.failures.count = 0
-        self.startups_s.append(self.monotonic() - handle.started_s)
+        self.startups_s.append(max(0.0, at_s - handle.started_s))
         del self.startups_s[:-STARTUP_HISTORY]
 
     def startup_s(self) -> float | None:
@@ -267,14 +312,16 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         try:
-            popen = self.launch(warm=warm, status_fd=write_fd)
-        except OSError as exc:
+            process = self.launch(warm=warm, status_fd=write_fd)
+        except (OSError, SpawnError) as exc:
             os.close(read_fd)
-            self._start_failed(f"could not start a worker process: {exc}")
+            self._start_failed(
+                str(exc) if isinstance(exc, SpawnError) else f"could not start a worker: {exc}"
+            )
             return False
         finally:
             os.close(write_fd)
-        self.workers.append(WorkerHandle(popen, read_fd, Phase.STARTING, warm, now))
+        self.workers.append(WorkerHandle(process, read_fd, Phase.STARTING, warm, now))
         return True
 
     def _shrink(self, active: list[WorkerHandle], surplus: int, busy_pids: Collection[int]) -> None:
@@ -298,7 +345,7 @@ class Supervisor:
                 handle.stop_sent_s is not None
                 and now - handle.stop_sent_s > self.settings.stop_grace_s
             )
-            if late and handle.popen.poll() is None:
+            if late and handle.process.poll() is None:
                 log.warning("worker %d did not drain within %.0fs; killing it", handle.pid,
                             self.settings.stop_grace_s)  # fmt: skip
                 with contextlib.suppress(ProcessLookupError):
@@ -313,8 +360,8 @@ class Supervisor:
         deadline = self.monotonic() + grace
         for handle in self.workers:
             try:
-                handle.popen.wait(timeout=max(0.0, deadline - self.monotonic()))
+                handle.process.wait(timeout=max(0.0, deadline - self.monotonic()))
             except subprocess.TimeoutExpired:
-                handle.popen.kill()
-                handle.popen.wait()
+                handle.process.kill()
+                handle.process.wait()
         self.reap()

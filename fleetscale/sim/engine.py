@@ -160,20 +160,22 @@ class _Engine:
             rate = (arrived - bisect.bisect_right(arrivals, now_s - span_s)) / span_s
         views = self.pool.views(now_s)
         ready = sum(view.ready for view in views)
-        p50, p99, service_s, busy = self.telemetry.read(now_s, config.signal_window_s, ready)
+        signals = self.telemetry.read(now_s, config.signal_window_s, ready)
         if self.pool.live_count():
             self.last_live_s = now_s
         age_s = None
         if self.last_live_s is not None:
             age_s = max(now_s - math.floor(now_s), now_s - self.last_live_s)
         return Observation(
-            wait_p50_s=p50,
-            wait_p99_s=p99,
+            wait_p50_s=signals.wait_p50_s,
+            wait_p99_s=signals.wait_p99_s,
             head_of_line_age_s=now_s - arrivals[self.next_job] if waiting > 0 else 0.0,
             backlog=waiting + len(self.inflight),
             arrival_rate_per_s=rate,
-            service_time_s=service_s,
-            busy_fraction=busy,
+            service_time_s=signals.service_s,
+            service_cv=signals.service_cv,
+            completed_per_s=signals.completed_per_s,
+            busy_fraction=signals.busy_fraction,
             telemetry_age_s=age_s,
             hosts=views,
         )

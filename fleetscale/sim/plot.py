@@ -6,23 +6,9 @@ Needs matplotlib (the optional `plot` extra); it is imported only when a plot is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from fleetscale.errors import ConfigurationError
+from fleetscale.plotting import pyplot
 from fleetscale.sim.scenario import Outcome
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib  # noqa: PLC0415 - optional dependency, loaded on demand
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
-        raise ConfigurationError(
-            "--plot needs matplotlib: pip install 'fleetscale[plot]'"
-        ) from None
-    return plt
 
 
 def plot_outcome(outcome: Outcome, path: str | Path, target_p99_s: float) -> None:
@@ -31,7 +17,7 @@ def plot_outcome(outcome: Outcome, path: str | Path, target_p99_s: float) -> Non
     Raises:
         ConfigurationError: when matplotlib is not installed.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = outcome.run.timeline
     t = [row.t_s for row in rows]
     figure, (load, workers, waits) = plt.subplots(3, 1, sharex=True, figsize=(10, 7))

@@ -212,6 +212,37 @@ class OracleScaler:
         return self._sizes[rate_per_s]
 
 
+@dataclass(slots=True)
+class ReactiveBound:
+    """A bound on reactive policies, not a policy: what the best one could do.
+
+    It is told the trace's exact rate `delay_s` after each change (no estimation error,
+    no false alarm), keeps at least `floor` workers, and otherwise runs the oracle's
+    M/G/c size for that rate, plus enough workers to serve the queued backlog within
+    the target. It decides every `delay_s`. `bench/policy.py` sweeps `floor` and
+    `delay_s` on the bursty trace to show what a 1 s cold start allows.
+    """
+
+    trace: Trace
+    service: ServiceTime
+    target_p99_s: float
+    floor: int
+    delay_s: float
+    name: str = "reactive"
+    period_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.period_s = self.delay_s
+
+    def desired(self, observation: Observation, now_s: float) -> int:
+        """The floor, the oracle's size for the rate `delay_s` ago, or the drain size."""
+        rate = self.trace.rate_at(now_s - self.delay_s)
+        size = oracle_workers(rate, self.service, self.target_p99_s)
+        backlog = observation.backlog or 0
+        drain = math.ceil(backlog * self.service.mean_s / self.target_p99_s)
+        return max(self.floor, size, drain)
+
+
 def make_scaler(
     name: str,
     trace: Trace,

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.clock import RedisTimeEstimate
 from fleetscale.config import WorkerSettings
-from fleetscale.errors import FleetscaleError
+from fleetscale.duties import Duties
 from fleetscale.jobstream import JobStream
 from fleetscale.registry import Registry
 from fleetscale.store import Client, redis_errors, redis_time_s
@@ -77,28 +77,20 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleetscale-housekeeper")
         self._last_up = monotonic()
-        self._failing: set[str] = set()
-        self.schedule = Schedule(
-            start_s=monotonic(),
-            periods_s={
-                "watchdog": WATCHDOG_EVERY_S,
-                "heartbeat": settings.heartbeat_every_s,
-                "flush": settings.flush_every_s,
-                "renew": settings.renew_every_s,
-                "promote": PROMOTE_EVERY_S,
-                "calibrate": CALIBRATE_EVERY_S,
-                "lifeline": LIFELINE_EVERY_S,
+        self.duties = Duties(
+            monotonic(),
+            {
+                "watchdog": (WATCHDOG_EVERY_S, self.check_watchdog),
+                "heartbeat": (settings.heartbeat_every_s, self.heartbeat),
+                "flush": (settings.flush_every_s, self.flush),
+                "renew": (settings.renew_every_s, self.renew),
+                "promote": (PROMOTE_EVERY_S, self.promote),
+                "calibrate": (CALIBRATE_EVERY_S, self.calibrate),
+                "lifeline": (LIFELINE_EVERY_S, self.check_parent),
             },
+            log,
+            f"worker {consumer.worker_id}",
         )
-        self._duties: dict[str, Callable[[], None]] = {
-            "watchdog": self.check_watchdog,
-            "heartbeat": self.heartbeat,
-            "flush": self.flush,
-            "renew": self.renew,
-            "promote": self.promote,
-            "calibrate": self.calibrate,
-            "lifeline": self.check_parent,
-        }
 
     def start(self) -> None:
         """Start the thread (daemon: it must never keep a dying worker alive)."""
@@ -109,27 +101,13 @@ class Housekeeper:
         """Stop the thread, then flush telemetry one last time and unregister."""
         self._stop.set()
         self._thread.join(timeout=5.0)
-        self._guarded("flush", self.flush)
-        self._guarded("retire", self.retire)
+        self.duties.run("flush", self.flush)
+        self.duties.run("retire", self.retire)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            now = self.monotonic()
-            for name in self.schedule.due(now):
-                self._guarded(name, self._duties[name])
-            self._stop.wait(max(0.0, self.schedule.next_deadline() - self.monotonic()))
-
-    def _guarded(self, name: str, duty: Callable[[], None]) -> None:
-        try:
-            duty()
-        except FleetscaleError as exc:
-            if name not in self._failing:
-                log.warning("worker %s: %s failed: %s", self.consumer.worker_id, name, exc)
-                self._failing.add(name)
-            return
-        if name in self._failing:
-            log.info("worker %s: %s works again", self.consumer.worker_id, name)
-            self._failing.discard(name)
+            self.duties.run_due(self.monotonic())
+            self._stop.wait(max(0.0, self.duties.next_deadline() - self.monotonic()))
 
     # -- duties ------------------------------------------------------------------------
 

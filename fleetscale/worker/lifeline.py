@@ -1,8 +1,9 @@
 """How a worker started by a controller talks to it, and dies with it.
 
 The controller passes two environment variables: the write end of a status pipe, on
-which the worker reports `warm`, `ready` or `error <message>` (one line each), and its
-own pid. The worker asks the kernel to send it SIGTERM (a drain) when its parent dies
+which the worker reports `warm <t>`, `ready <t>` (t: when, on the system's monotonic
+clock, which parent and child share) or `error <message>` (one line each), and its own
+pid. The worker asks the kernel to send it SIGTERM (a drain) when its parent dies
 (Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks the parent pid, so no
 worker outlives its controller by more than a drain.
 """
@@ -14,6 +15,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,8 +47,12 @@ class Lifeline:
             int(fd) if fd else None, int(parent) if parent else None, environ.get(HOST_ID_ENV)
         )
 
+    def reached(self, phase: str) -> None:
+        """Tell the controller the worker is now `warm` or `ready`, and when."""
+        self.report(f"{phase} {time.monotonic():.6f}")
+
     def report(self, status: str) -> None:
-        """Tell the controller `status` (`warm`, `ready`, `error …`); never raises."""
+        """Tell the controller `status` (a phase, or `error …`); never raises."""
         if self.status_fd is None:
             return
         line = status.replace("\n", " ")[:500] + "\n"

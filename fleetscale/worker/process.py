@@ -21,7 +21,7 @@ from types import FrameType
 from fleetscale.app import App
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.config import RedisSettings, WorkerSettings
-from fleetscale.errors import ConfigurationError, FleetscaleError, RedisUnavailable
+from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.exitcode import ExitCode
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import FleetKeys
@@ -143,7 +143,7 @@ def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
 def wait_warm(parts: WorkerParts, go: threading.Event, lifeline: Lifeline) -> None:
     """Stay imported, connected and registered, but take no job, until SIGUSR1."""
     parts.housekeeper.warm = True
-    lifeline.report("warm")
+    lifeline.reached("warm")
     while not go.wait(0.5):
         if not lifeline.parent_alive():
             parts.consumer.drain()
@@ -165,7 +165,11 @@ def run_worker(
         warm: start as a warm spare: get ready, then wait for SIGUSR1 to consume.
         lifeline: the link to a controller that started this worker, if any.
 
-    Returns the process exit code; logs one line for each failure to start.
+    Returns the process exit code.
+
+    Raises:
+        FleetscaleError: the worker could not start (Redis unreachable, refused
+            credentials, an unsafe deployment with `strict`); reported on the lifeline too.
     """
     lifeline = lifeline or Lifeline()
     lifeline.die_with_parent()
@@ -179,9 +183,8 @@ def run_worker(
             app, redis, settings, host=lifeline.host_id, extra_info=extra_info, watchdog=watchdog
         )
     except FleetscaleError as exc:
-        log.error("%s", exc)
         lifeline.report(f"error {exc}")
-        return ExitCode.REDIS_UNREACHABLE if isinstance(exc, RedisUnavailable) else ExitCode.USAGE
+        raise
     go = threading.Event()
     if in_main_thread():
         install_signal_handlers(parts.consumer, go)
@@ -189,7 +192,7 @@ def run_worker(
     parts.housekeeper.start()
     if warm:
         wait_warm(parts, go, lifeline)
-    lifeline.report("ready")
+    lifeline.reached("ready")
     log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
     try:
         parts.consumer.run()

@@ -223,6 +223,6 @@ def test_a_dry_run_controller_recommends_and_exports_metrics_but_starts_nothing(
     missing = {name for name in METRICS if name not in exported}
     assert not missing, f"metrics not exported: {missing}"
     recommended = [
-        line for line in body.splitlines() if line.startswith("fleetscale_workers_recommended ")
+        line for line in body.splitlines() if line.startswith("fleetscale_recommended_workers ")
     ]
     assert recommended and float(recommended[0].split()[1]) >= 1

@@ -45,7 +45,7 @@ from tests.support.procs import REPO, wait_until
 def acl_roles(env: RowEnv) -> Outcome:
     """A fleet run with the shipped ACL file, then the forbidden matrix per role."""
     acl, passwords = acl_with_passwords(env.directory / "acl")
-    cluster = start_cluster(env, redis_args=("--include", str(acl)))
+    cluster = start_cluster(env, redis_args=("--aclfile", str(acl)))
     urls = {r: role_url(r, passwords[r], cluster.redis.port) for r in ROLES}
     bad: list[str] = []
     refused = 0

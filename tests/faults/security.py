@@ -13,27 +13,28 @@ from tests.support.procs import REPO
 
 ACL_FILE = REPO / "controller" / "redis-acl.conf"
 ROLES = ("producer", "worker", "controller")
-_PLACEHOLDER = "#" + "0" * 64
+_PASSWORD = re.compile(r" [>#]\S+")
 
 
 def acl_with_passwords(directory: Path) -> tuple[Path, dict[str, str]]:
-    """Copy the shipped ACL file with a fresh password per role; return the copy and
-    the passwords by role."""
+    """Copy the shipped ACL file with a fresh password per role (as a deployment must
+    set them); return the copy and the passwords by role. The copy leaves out the
+    file's `user default off`: the harness itself reads Redis as the default user."""
     passwords = {role: secrets.token_hex(12) for role in ROLES}
     lines = []
     for line in ACL_FILE.read_text().splitlines():
-        match = re.match(r"user fleetscale-(\w+) ", line)
-        password = ">" + passwords[match.group(1)] if match else _PLACEHOLDER
-        lines.append(line.replace(_PLACEHOLDER, password))
+        name = line.split()[1]
+        if name in passwords:
+            lines.append(_PASSWORD.sub(f" >{passwords[name]}", line, count=1))
     directory.mkdir(parents=True, exist_ok=True)
-    copy = directory / "fleetscale-acl.conf"
+    copy = directory / "users.acl"
     copy.write_text("\n".join(lines) + "\n")
     return copy, passwords
 
 
 def role_url(role: str, password: str, port: int, host: str = "127.0.0.1") -> str:
     """The URL a process of `role` connects with."""
-    return f"redis://fleetscale-{role}:{password}@{host}:{port}/0"
+    return f"redis://{role}:{password}@{host}:{port}/0"
 
 
 def _openssl(*argv: str) -> None:

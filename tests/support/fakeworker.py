@@ -31,10 +31,10 @@ if mode == "fail":
     os.write(fd, b"error cannot import 'app': no module named 'app'\n")
     sys.exit(2)
 if "--warm" in sys.argv:
-    os.write(fd, b"warm\n")
+    os.write(fd, f"warm {time.monotonic()}\n".encode())
     while not state["go"] and not state["stop"]:
         time.sleep(0.01)
-os.write(fd, b"ready\n")
+os.write(fd, f"ready {time.monotonic()}\n".encode())
 started = time.monotonic()
 while not state["stop"]:
     if mode == "crash" and time.monotonic() - started > 0.2:

@@ -125,3 +125,18 @@ def test_quantiles_are_monotone_in_q(h: Histogram, qs: list[float]) -> None:
         return
     answers = [h.quantile(q) for q in sorted(qs)]
     assert answers == sorted(answers)
+
+
+def test_the_cv_of_recorded_values_is_close_to_the_exact_one() -> None:
+    rng = random.Random(5)
+    values = [rng.expovariate(1 / 0.2) for _ in range(50_000)]
+    hist = Histogram()
+    for v in values:
+        hist.record(v)
+    mean = sum(values) / len(values)
+    exact = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / mean
+    assert hist.cv() == pytest.approx(exact, rel=0.05)
+    constant = Histogram()
+    constant.record(0.05, weight=100)
+    assert constant.cv() == pytest.approx(0.0)
+    assert Histogram().cv() is None

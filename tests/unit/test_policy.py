@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from dataclasses import dataclass, field
 
 import pytest
 
+from fleetscale.controller.breach import (
+    DRAIN_HEADROOM,
+    DRAIN_HORIZON_S,
+    STARTUP_S,
+    drain_workers,
+)
 from fleetscale.controller.capacity import erlang_c, mean_wait_s, wait_quantile_s, workers_for_wait
+from fleetscale.controller.damping import URGENT_HOLD_S, stabilise
+from fleetscale.controller.estimate import Estimates, estimate
+from fleetscale.controller.learn import next_correction
 from fleetscale.controller.policy import (
     HostView,
     Observation,
@@ -18,7 +28,7 @@ from fleetscale.controller.policy import (
     decide,
 )
 from fleetscale.controller.quota import assign_quotas
-from fleetscale.controller.recommend import capacity_workers
+from fleetscale.controller.recommend import BAND_Z, Step, Tick, capacity_workers
 from fleetscale.errors import ConfigurationError
 
 NOW_S = 1000.0
@@ -53,12 +63,15 @@ def observe(current: int, **changes: object) -> Observation:
 
 
 def remembered(current: int, rate_per_s: float | None = 50.0, **changes: object) -> State:
-    """A state whose smoothed signals equal `rate_per_s` and the service time."""
+    """A settled state whose fast and slow estimates equal `rate_per_s` and the run time."""
     base = State(
         desired=current,
         rate_per_s=rate_per_s,
         service_s=SERVICE_S,
         smoothed_at_s=NOW_S - 1.0,
+        rate_slow_per_s=rate_per_s,
+        service_slow_s=SERVICE_S,
+        estimates_since_s=NOW_S - 600.0,
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -67,6 +80,23 @@ def need(rate_per_s: float) -> int:
     size = capacity_workers(rate_per_s, SERVICE_S, POLICY)
     assert size is not None
     return size
+
+
+def band_top(rate_per_s: float) -> int:
+    """The model's size at the high end of a settled rate's noise band (no spread)."""
+    settled = Estimates(
+        rate_per_s=rate_per_s,
+        rate_slow_per_s=rate_per_s,
+        rate_scatter=None,
+        rate_jump_s=None,
+        service_s=SERVICE_S,
+        service_slow_s=SERVICE_S,
+        service_sq_s2=None,
+        jobs_seen=0.0,
+        since_s=NOW_S - 600.0,
+        fast_tau_s=POLICY.rate_smoothing_s,
+    )
+    return need(rate_per_s * (1.0 + BAND_Z * settled.load_rel_sigma()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +141,7 @@ CASES = [
         observe(12, head_of_line_age_s=2.0, backlog=212, arrival_rate_per_s=100.0),
         remembered(12),
         Reason.BACKLOG,
-        at_least=need(100.0) + 200 * 2 // 5,
+        at_least=need(100.0) + 1,
     ),
     Case(
         "a capacity need well above the fleet scales up without a breach",
@@ -121,18 +151,18 @@ CASES = [
         desired=need(100.0),
     ),
     Case(
-        "a capacity need under the Erlang-C floor scales up even within tolerance",
+        "a fleet one short of the model scales up when even the band's low end needs more",
         observe(need(50.0) - 1),
         remembered(need(50.0) - 1),
         Reason.CAPACITY_UP,
         desired=need(50.0),
     ),
     Case(
-        "a capacity need well below the fleet with quiet waits scales down",
+        "a capacity need well below the fleet with quiet waits scales down to the band's top",
         observe(16, arrival_rate_per_s=40.0),
         remembered(16, 40.0),
         Reason.CAPACITY_DOWN,
-        desired=need(40.0),
+        desired=band_top(40.0),
     ),
     Case(
         "a fleet at the model's size holds",
@@ -142,7 +172,7 @@ CASES = [
         desired=need(50.0),
     ),
     Case(
-        "a need just above the fleet and above the floor holds within tolerance",
+        "a need just above the fleet but within the rate's noise band holds",
         observe(23, arrival_rate_per_s=100.0),
         remembered(23, 100.0),
         Reason.WITHIN_TOLERANCE,
@@ -319,6 +349,153 @@ def test_within_the_start_up_grace_a_breach_does_not_compound() -> None:
     second = decide(breach, first.state, POLICY, NOW_S + 1.0)
     assert first.desired > 12
     assert second.desired == first.desired, (first.desired, second.desired)
+
+
+def poisson_rate(rng: random.Random, rate_per_s: float, window_s: float = 2.0) -> float:
+    """A rate read from Poisson arrivals counted over `window_s` (what the stream gives)."""
+    count, t_s = 0, rng.expovariate(rate_per_s)
+    while t_s < window_s:
+        count, t_s = count + 1, t_s + rng.expovariate(rate_per_s)
+    return count / window_s
+
+
+def run_ticks(rates: list[float], state: State, current: int) -> list[int]:
+    """Decide once a second on quiet observations at these rates; return the sizes."""
+    sizes = []
+    for tick, rate in enumerate(rates, start=1):
+        decision = decide(observe(current, arrival_rate_per_s=rate), state, POLICY, NOW_S + tick)
+        state, current = decision.state, decision.desired
+        sizes.append(current)
+    return sizes
+
+
+def test_a_stationary_noisy_rate_never_moves_a_fleet_sized_for_it() -> None:
+    rng = random.Random(7)
+    rates = [poisson_rate(rng, 60.0) for _ in range(1800)]
+    sizes = run_ticks(rates, remembered(need(60.0), 60.0), need(60.0))
+    assert set(sizes) == {need(60.0)}, sorted(set(sizes))
+
+
+def test_a_lasting_rise_of_the_rate_is_followed_within_three_fast_time_constants() -> None:
+    rng = random.Random(7)
+    rates = [poisson_rate(rng, 120.0) for _ in range(30)]
+    sizes = run_ticks(rates, remembered(need(60.0), 60.0), need(60.0))
+    within = int(3 * POLICY.rate_smoothing_s)
+    assert max(sizes[:within]) >= need(110.0), sizes
+
+
+def settle(observations: list[Observation], state: State | None = None) -> Estimates:
+    """Fold observations one second apart into the estimates; return the last ones."""
+    state = state or State()
+    result = None
+    for tick, observation in enumerate(observations):
+        result = estimate(observation, state, POLICY, NOW_S + tick)
+        state = dataclasses.replace(
+            state,
+            rate_per_s=result.rate_per_s,
+            rate_slow_per_s=result.rate_slow_per_s,
+            rate_scatter=result.rate_scatter,
+            rate_jump_s=result.rate_jump_s,
+            service_s=result.service_s,
+            service_slow_s=result.service_slow_s,
+            service_sq_s2=result.service_sq_s2,
+            jobs_seen=result.jobs_seen,
+            estimates_since_s=result.since_s,
+            smoothed_at_s=NOW_S + tick,
+        )
+    assert result is not None
+    return result
+
+
+def test_the_slow_rate_starts_as_a_running_mean() -> None:
+    rates = [Observation(arrival_rate_per_s=r) for r in (50.0, 52.0, 54.0)]
+    assert settle(rates).rate_slow_per_s == pytest.approx(52.0)
+
+
+def test_the_slow_rate_jumps_to_the_fast_one_on_a_change_beyond_noise() -> None:
+    steady = [Observation(arrival_rate_per_s=60.0)] * 120
+    stepped = settle(steady + [Observation(arrival_rate_per_s=240.0)] * 3)
+    assert stepped.rate_slow_per_s == stepped.rate_per_s
+    assert stepped.rate_per_s is not None and stepped.rate_per_s > 100.0
+
+
+def test_the_run_time_cv_comes_from_the_smoothed_moments_weighed_by_jobs() -> None:
+    few_long = Observation(service_time_s=2.0, service_cv=0.0, completed_per_s=1.0)
+    many = Observation(service_time_s=0.2, service_cv=3.0, completed_per_s=300.0)
+    result = settle([few_long] + [many] * 60)
+    assert result.service_slow_s == pytest.approx(0.2, rel=0.01)
+    assert result.service_cv == pytest.approx(3.0, rel=0.05)
+
+
+def test_the_rate_spread_is_zero_for_a_steady_rate_and_grows_when_the_rate_moves() -> None:
+    steady = settle([Observation(arrival_rate_per_s=60.0)] * 300)
+    # 20 s at 50/s, 20 s at 70/s: a swing too slow to be noise, too small to be a jump
+    swinging = [Observation(arrival_rate_per_s=50.0 + 20.0 * (t // 20 % 2)) for t in range(300)]
+    moving = settle(swinging)
+    assert steady.rate_spread_per_s() == 0.0
+    assert moving.rate_spread_per_s() > 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class LearnCase:
+    """One tick of the SLO-budget feedback and where the correction must go."""
+
+    id: str
+    share: float
+    correction: float
+    p99_s: float | None
+    model_sized: bool
+    moves: str  # "up", "down" or "none"
+
+
+LEARN = [
+    LearnCase("breaches over budget at model size grow it", 0.05, 1.0, 0.9, True, "up"),
+    LearnCase("a share under budget relaxes it toward one", 0.001, 1.5, 0.1, True, "down"),
+    LearnCase("a share within budget holds it", 0.01, 1.5, 0.1, True, "none"),
+    LearnCase("it never relaxes below one", 0.0, 1.0, 0.1, True, "none"),
+    LearnCase("a fleet short of the model teaches nothing", 0.05, 1.0, 0.9, False, "none"),
+    LearnCase("an unknown p99 teaches nothing", 0.05, 1.0, None, True, "none"),
+]
+
+
+@pytest.mark.parametrize("case", LEARN, ids=[case.id for case in LEARN])
+def test_the_model_correction_follows_the_breach_share(case: LearnCase) -> None:
+    state = State(smoothed_at_s=NOW_S - 60.0, breach_share=case.share, correction=case.correction)
+    signals = Observation(wait_p99_s=case.p99_s)
+    correction, _ = next_correction(signals, state, POLICY, NOW_S, case.model_sized)
+    moved = (
+        "up" if correction > case.correction else "down" if correction < case.correction else "none"
+    )
+    assert moved == case.moves, f"{case.id}: {case.correction} → {correction}"
+    assert correction >= 1.0
+
+
+def test_a_modest_urgent_scale_up_is_not_partly_undone_within_the_hold() -> None:
+    state = remembered(16, 50.0, urgent=(NOW_S - 10.0, 12))
+    tick = Tick(observe(16), state, POLICY, NOW_S, 16)
+    partly = stabilise(tick, Step(14, Reason.CAPACITY_DOWN, record=14), ())
+    fully = stabilise(tick, Step(12, Reason.CAPACITY_DOWN, record=12), ())
+    later = dataclasses.replace(tick, now_s=NOW_S + URGENT_HOLD_S)
+    afterwards = stabilise(later, Step(14, Reason.CAPACITY_DOWN, record=14), ())
+    assert (partly.value, partly.reason) == (16, Reason.STABILISING)
+    assert (fully.value, afterwards.value) == (12, 14)
+
+
+@pytest.mark.parametrize(("queued", "rate_per_s", "ready"), [(200, 100.0, 12), (40, 60.0, 14)])
+def test_the_drain_size_is_the_fewest_workers_that_soon_serve_arrivals_in_time(
+    queued: int, rate_per_s: float, ready: int
+) -> None:
+    signals = observe(ready, head_of_line_age_s=2.0, backlog=queued + ready)
+    workers = drain_workers(Tick(signals, State(), POLICY, NOW_S, ready), rate_per_s, SERVICE_S)
+    assert workers is not None
+
+    def late_wait_s(fleet: int) -> float:
+        grown = queued + max(0.0, rate_per_s - ready / SERVICE_S) * STARTUP_S
+        left = grown - (fleet / SERVICE_S - rate_per_s) * DRAIN_HORIZON_S
+        return max(left, 0.0) * SERVICE_S / fleet
+
+    allowed_s = POLICY.target_p99_s * DRAIN_HEADROOM
+    assert late_wait_s(workers) <= allowed_s + 1e-9 < late_wait_s(workers - 1)
 
 
 def test_decide_is_pure_the_same_inputs_give_the_same_decision() -> None:

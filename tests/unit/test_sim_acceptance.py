@@ -4,7 +4,8 @@ Defaults throughout: target p99 500 ms, cold start-up 1 s, decision period 1 s, 
 Each (trace, policy) pair is simulated once per session (about 25 s in all).
 
 Known misses are marked `xfail(strict=True)` with the reason, so they stay visible in
-every run and turn into failures the day they are fixed (then drop the mark).
+every run and turn into failures the day they are fixed (then drop the mark). Both are
+argued in `bench/RESULTS.md`; the bursty one is backed by a test below.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import functools
 
 import pytest
 
-from fleetscale.sim.report import Summary
-from fleetscale.sim.scenario import run_scenario
+from fleetscale.sim.engine import SimConfig, simulate
+from fleetscale.sim.report import Summary, summarise
+from fleetscale.sim.scaler import ReactiveBound
+from fleetscale.sim.scenario import run_scenario, trace_service
 from fleetscale.sim.trace import SHIPPED, load_trace
 
 BASELINES = ("hpa", "keda", "celery", "static")
 STATIONARY_OR_SLOW = ("steady", "ramp", "diurnal", "heavy_tail")
 
 BURSTY_ONSETS = (
-    "each of bursty's ~28 sudden ×3 onsets loses its 10 s window with a 1 s cold start, "
-    "and holding capacity through the gaps would cost more than 1.3× the oracle"
+    "bursty's 26 sudden ×3 onsets each lose a 10 s window unless the quiet fleet can absorb "
+    "them; a policy told each new rate exactly 0.5 s after the onset needs 19 quiet workers "
+    "for 0.98 (1.54× the oracle), 0.25 s after 17 (1.42×): see the reactive-bound test and "
+    "RESULTS.md"
 )
 
 
@@ -60,13 +65,7 @@ def test_jobs_wait_within_the_target_again_10_s_after_the_x4_step() -> None:
     assert result.recovery_s is not None and result.recovery_s <= 10.0, result
 
 
-REVERSAL_MISSES = {
-    "diurnal": "transient head-of-line breaches at 8-20 workers trigger urgent scale-ups "
-    "that are undone within the stabilisation window (about 11/h)",
-    "heavy_tail": "cv-3 run times make short queue bursts that trigger urgent scale-ups "
-    "undone soon after (about 18/h)",
-}
-REVERSAL_TRACES = [known_miss(t, REVERSAL_MISSES) for t in STATIONARY_OR_SLOW]
+REVERSAL_TRACES = list(STATIONARY_OR_SLOW)
 
 
 @pytest.mark.parametrize("trace", REVERSAL_TRACES)
@@ -77,8 +76,10 @@ def test_the_default_policy_reverses_at_most_6_times_an_hour(trace: str) -> None
 
 
 COMPARISON_MISSES = {
-    ("heavy_tail", "static"): "static sized by the M/G/c oracle (18 workers) meets 0.986 "
-    "at 64 800 worker-s; the default learns its correction slowly and spends ~8 % more"
+    ("heavy_tail", "static"): "on this stationary trace static is the oracle itself (18 "
+    "workers, the exact M/G/c size, 64 800 worker-s, 0.986): costing no more means never "
+    "exceeding the oracle's size from estimated rate, run time and cv; the default spends "
+    "2-11 % more over seeds 1-6 (1.7 % at seed 1)"
 }
 COMPARISONS = [
     pytest.param(
@@ -103,3 +104,30 @@ def test_the_default_policy_is_cheaper_where_a_baseline_meets_the_slo_else_bette
         assert mine.worker_seconds <= theirs.worker_seconds, (mine, theirs)
     else:
         assert mine.slo_attainment > theirs.slo_attainment, (mine, theirs)
+
+
+@functools.cache
+def reactive_bound(floor: int, delay_s: float) -> Summary:
+    trace = load_trace("bursty")
+    service = trace_service(trace)
+    scaler = ReactiveBound(trace, service, 0.5, floor, delay_s)
+    run = simulate(trace, scaler, service, SimConfig(period_s=delay_s))
+    return summarise(run, service, 0.5)
+
+
+@pytest.mark.parametrize("floor", range(12, 21))
+def test_no_policy_told_of_bursty_onsets_half_a_second_late_meets_both_targets(
+    floor: int,
+) -> None:
+    # The bound is told each new rate exactly, 0.5 s after it starts, and never false-
+    # alarms; the quiet-phase floor is the only way to have workers up at an onset, and
+    # with memoryless (exponential) quiet spells no other placement of them does better.
+    result = reactive_bound(floor, 0.5)
+    cost = result.worker_seconds / result.oracle_worker_seconds
+    assert result.slo_attainment < 0.98 or cost > 1.3, result
+
+
+def test_the_reactive_bound_meets_the_slo_with_enough_quiet_workers() -> None:
+    # The other side of the argument: the bound is not simply broken.
+    result = reactive_bound(20, 0.5)
+    assert result.slo_attainment >= 0.98, result

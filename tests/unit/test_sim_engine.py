@@ -140,6 +140,17 @@ def test_head_of_line_age_and_backlog_are_read_live() -> None:
     assert at_one.wait_p99_s is None and at_one.telemetry_age_s is None
 
 
+def test_the_leader_reads_the_mean_and_cv_of_run_times_from_complete_windows() -> None:
+    telemetry = Telemetry(samples_per_worker_s=200.0)
+    for run_s in (0.1, 0.3, 0.1, 0.3):
+        telemetry.record_run(3, run_s)
+    telemetry.record_run(5, 9.0)  # the window still filling at t = 5.5 is not read
+    signals = telemetry.read(5.5, 5, ready_workers=2)
+    assert signals.service_s == pytest.approx(0.2)
+    assert signals.service_cv == pytest.approx(0.5)  # std 0.1 over mean 0.2
+    assert telemetry.read(20.0, 5, ready_workers=2).service_cv is None
+
+
 def test_sampling_weight_adapts_to_the_per_worker_job_rate() -> None:
     telemetry = Telemetry(samples_per_worker_s=200.0)
     telemetry.adapt(50.0)

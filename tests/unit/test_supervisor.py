@@ -65,8 +65,8 @@ def test_a_scale_down_stops_idle_workers_before_busy_ones(supervisor: Supervisor
 def test_a_worker_that_dies_is_replaced(supervisor: Supervisor) -> None:
     settle(supervisor, target=2, ready=2, warm=1)
     victim = next(h for h in supervisor.workers if not h.spare)
-    victim.popen.kill()
-    victim.popen.wait()
+    victim.process.kill()
+    victim.process.wait()
     settle(supervisor, target=2, ready=2, warm=1)
     assert victim not in supervisor.workers
 
@@ -103,4 +103,4 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace() -> None:
         return not sup.workers
 
     wait_until(gone, timeout_s=10, what="the stubborn worker to be killed")
-    assert handle.popen.returncode == -9
+    assert handle.process.returncode == -9

@@ -1,0 +1,193 @@
+"""Start workers by forking a preloaded parent (the controller side of the fork server).
+
+`ForkServer` is a supervisor `Launcher`: it keeps one zygote process
+(`fleetscale worker APP --zygote`, see `fleetscale.worker.zygote`) and asks it to fork
+each new worker, passing the worker's status pipe over a Unix socket. A forked worker
+takes jobs within milliseconds even when many start at once on a busy host, where a
+fresh interpreter each would take seconds. If the zygote cannot start (say the app
+fails to import), the launch raises `SpawnError`, which the supervisor backs off on;
+the next launch starts a new zygote, so fixed code is picked up. Restart the
+controller to deploy new task code: running zygotes keep what they imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from fleetscale.controller.supervisor import Launcher, SpawnError, WorkerProcess
+from fleetscale.worker.lifeline import STATUS_FD_ENV
+from fleetscale.worker.zygote import CONTROL_FD_ENV
+
+StartZygote = Callable[[int, int], "subprocess.Popen[bytes]"]
+"""Starts the zygote: (status pipe write fd, control socket fd) → process."""
+
+ZYGOTE_START_TIMEOUT_S = 60.0
+
+
+class ForkedWorker:
+    """A worker forked by the zygote: not our child, so its exit comes as a report."""
+
+    def __init__(self, pid: int, server: ForkServer) -> None:
+        self.pid = pid
+        self.server = server
+
+    def poll(self) -> int | None:
+        """The exit code once the zygote reported the exit (-1 when the zygote is gone
+        and so is the worker), else None."""
+        self.server.pump()
+        if (
+            self.pid not in self.server.exits
+            and self.server.control is None
+            and not _exists(self.pid)
+        ):
+            self.server.exits[self.pid] = -1
+        return self.server.exits.get(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; raises subprocess.TimeoutExpired after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL, unless it has already exited (its pid may have been reused)."""
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+class ForkServer:
+    """A launcher that forks workers from one preloaded zygote (one thread only)."""
+
+    def __init__(self, start_zygote: StartZygote) -> None:
+        self.start_zygote = start_zygote
+        self.zygote: subprocess.Popen[bytes] | None = None
+        self.control: socket.socket | None = None
+        self.exits: dict[int, int] = {}
+
+    def __call__(self, *, warm: bool, status_fd: int) -> WorkerProcess:
+        control = self._ready_zygote()
+        try:
+            socket.send_fds(control, [b"warm" if warm else b"cold"], [status_fd])
+            pid = self._await_pid(control)
+        except OSError as exc:
+            self.close()
+            raise SpawnError(f"the fork server failed: {exc}") from None
+        return ForkedWorker(pid, self)
+
+    def _ready_zygote(self) -> socket.socket:
+        if self.zygote is not None and self.zygote.poll() is None and self.control is not None:
+            return self.control
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        read_fd, write_fd = os.pipe()
+        try:
+            self.zygote = self.start_zygote(write_fd, theirs.fileno())
+        finally:
+            os.close(write_fd)
+            theirs.close()
+        try:
+            line = _first_line(read_fd, self.zygote, ZYGOTE_START_TIMEOUT_S)
+        finally:
+            os.close(read_fd)
+        if not line.startswith("ready"):
+            self.zygote.kill()
+            self.zygote.wait()
+            ours.close()
+            raise SpawnError(line.removeprefix("error ") or "the worker fork server exited")
+        self.control = ours
+        return ours
+
+    def _await_pid(self, control: socket.socket) -> int:
+        while True:
+            words = control.recv(64).decode().split()
+            if not words:
+                raise OSError("the fork server closed its socket")
+            if words[0] == "pid":
+                return int(words[1])
+            self._record(words)
+
+    def pump(self) -> None:
+        """Read the zygote's exit reports without blocking."""
+        control = self.control
+        if control is None:
+            return
+        while True:
+            try:
+                words = control.recv(64, socket.MSG_DONTWAIT).decode().split()
+            except BlockingIOError:
+                return
+            except OSError:
+                self._zygote_gone()
+                return
+            if not words:
+                self._zygote_gone()
+                return
+            self._record(words)
+
+    def _record(self, words: list[str]) -> None:
+        if words[0] == "exit":
+            self.exits[int(words[1])] = int(words[2])
+
+    def _zygote_gone(self) -> None:
+        """Without the zygote no exit is reported: `ForkedWorker.poll` asks the system."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop the zygote (its workers drain on their own)."""
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self.zygote is not None:
+            if self.zygote.poll() is None:
+                self.zygote.terminate()
+            self.zygote.wait()
+            self.zygote = None
+
+
+def _first_line(fd: int, process: subprocess.Popen[bytes], timeout_s: float) -> str:
+    """The zygote's first status line ('ready' or 'error …'), '' if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    buffer = b""
+    while b"\n" not in buffer and time.monotonic() < deadline:
+        readable, _, _ = select.select([fd], [], [], 0.1)
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buffer += chunk
+        elif process.poll() is not None:
+            break
+    return buffer.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fork_launcher(
+    run: Callable[[Sequence[str], Mapping[str, str], Sequence[int]], subprocess.Popen[bytes]],
+) -> Launcher:
+    """A fork server whose zygote is `run(["--zygote"], …)` (see `worker_command`)."""
+
+    def start_zygote(status_fd: int, control_fd: int) -> subprocess.Popen[bytes]:
+        env = {STATUS_FD_ENV: str(status_fd), CONTROL_FD_ENV: str(control_fd)}
+        return run(["--zygote"], env, [status_fd, control_fd])
+
+    return ForkServer(start_zygote)

@@ -1,0 +1,221 @@
+"""Run the demo: a private Redis, a real controller with its workers, a load, a live view.
+
+The controller runs as its own process (in its own session, so a Ctrl-C here reaches it
+once, as a clean SIGTERM); its workers run the demo app. The demo follows its load,
+shows a frame a second, waits for the queue to drain, stops the controller (its workers
+drain first), checks that no process of it is left, and sums up from the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetscale.config import RedisSettings
+from fleetscale.controller.plan import PlanStore
+from fleetscale.demo.app import DEMO_FLEET, LEDGER_ENV
+from fleetscale.demo.load import JOB_S, Load, demo_trace
+from fleetscale.demo.view import Frame, Summary, summarise
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.errors import FleetscaleError
+from fleetscale.fleetview import read_fleet_view
+from fleetscale.keys import FleetKeys
+from fleetscale.producer import Producer
+from fleetscale.sim.engine import SimConfig, simulate
+from fleetscale.sim.report import nearest_rank
+from fleetscale.sim.scaler import StaticScaler
+from fleetscale.sim.service import service_time
+from fleetscale.sim.trace import Trace, load_trace
+from fleetscale.store import Client, connect, redis_errors
+
+HOST = "demo-host"
+DRAIN_WAIT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """What the demo runs.
+
+    Attributes:
+        duration_s: length of the load, seconds (the built-in trace stretches to it).
+        target_p99_s: the wait target, seconds.
+        capacity: the most workers the demo host may run.
+        trace: a shipped trace name or CSV path instead of the built-in one.
+        redis_url: an existing Redis to use; None starts a private one.
+        seed: seeds the arrivals.
+    """
+
+    duration_s: float = 60.0
+    target_p99_s: float = 0.5
+    capacity: int = 24
+    trace: str | None = None
+    redis_url: str | None = None
+    seed: int = 1
+
+    def load_trace(self) -> Trace:
+        """The trace the load follows."""
+        return load_trace(self.trace) if self.trace else demo_trace(self.duration_s)
+
+
+@contextlib.contextmanager
+def private_redis(url: str | None) -> Iterator[str]:
+    """The given Redis, or a private one (AOF on) in a temporary directory."""
+    if url is not None:
+        yield url
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="fleetscale-demo-") as tmp,
+        EmbeddedRedis(Path(tmp)) as server,
+    ):
+        yield server.url
+
+
+def forget_fleet(client: Client, keys: FleetKeys, url: str) -> None:
+    """Delete what an earlier demo left of its fleet (only `fs:{demo}:*` keys)."""
+    pattern = keys.prefix.replace("{", "\\{").replace("}", "\\}") + "*"
+    with redis_errors(url):
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+
+
+def start_controller(url: str, ledger: Path, settings: DemoSettings) -> subprocess.Popen[bytes]:
+    """The demo host's controller, in a session of its own."""
+    capacity = str(settings.capacity)
+    argv = [sys.executable, "-m", "fleetscale", "controller", "fleetscale.demo.app:app",
+            "--host-id", HOST, "--capacity", capacity, "--max", capacity, "--min", "1",
+            "--warm", "1", "--target-p99", f"{settings.target_p99_s}s",
+            "--log-level", "warning"]  # fmt: skip
+    env = {**os.environ, "FLEETSCALE_REDIS_URL": url, LEDGER_ENV: str(ledger)}
+    return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def stop_controller(controller: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the controller (its workers drain), then wait until its whole process
+    group is gone; SIGKILL whatever is left after a minute."""
+    group = controller.pid
+    with contextlib.suppress(ProcessLookupError):
+        controller.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        controller.wait(timeout=60)
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    controller.wait()
+
+
+class Watcher:
+    """Reads one frame of the fleet a second."""
+
+    def __init__(self, client: Client, url: str, load: Load) -> None:
+        self.client = client
+        self.url = url
+        self.load = load
+        self.keys = FleetKeys(DEMO_FLEET)
+        self.plans = PlanStore(client, self.keys, url)
+        self.started = time.monotonic()
+
+    def frame(self) -> Frame:
+        """The fleet now."""
+        view = read_fleet_view(self.client, self.keys, self.url, window_s=5.0)
+        with redis_errors(self.url):
+            raw: dict[bytes, bytes] = self.client.hgetall(self.keys.host(HOST))  # type: ignore[assignment]
+        host = {k.decode(): v.decode() for k, v in raw.items()}
+        plan = self.plans.read()
+        return Frame(
+            t_s=round(time.monotonic() - self.started),
+            rate_per_s=self.load.rate_now(),
+            desired=plan.desired if plan else None,
+            running=int(host.get("ready") or 0),
+            starting=int(host.get("starting") or 0),
+            warm=int(host.get("warm") or 0),
+            backlog=view.backlog,
+            wait_p50_s=view.wait_p50_s,
+            wait_p99_s=view.wait_p99_s,
+            reason=plan.reason if plan else None,
+        )
+
+
+def follow(watcher: Watcher, trace: Trace, show: Callable[[Frame], None]) -> list[Frame]:
+    """One frame a second while the load runs, then until the queue drains."""
+    frames: list[Frame] = []
+    end = time.monotonic() + trace.duration_s
+    drained_by = end + DRAIN_WAIT_S
+    while True:
+        frame = watcher.frame()
+        frames.append(frame)
+        show(frame)
+        now = time.monotonic()
+        if now >= drained_by or (now >= end and not frame.backlog):
+            return frames
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - watcher.started) % 1.0))
+
+
+def read_ledger(path: Path) -> dict[str, list[float]]:
+    """Job key → start times, from the demo task's ledger."""
+    started: dict[str, list[float]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, wall = line.split()
+            started.setdefault(key, []).append(float(wall))
+    return started
+
+
+def smallest_static_fleet(trace: Trace, settings: DemoSettings) -> tuple[int, float] | None:
+    """The fewest fixed workers meeting the target on `trace` (simulated), and their
+    worker-seconds; None when even `capacity` workers would not."""
+    service = service_time(JOB_S, 0.0)
+    config = SimConfig(target_p99_s=settings.target_p99_s, hosts=((HOST, settings.capacity),),
+                       seed=settings.seed)  # fmt: skip
+    for workers in range(1, settings.capacity + 1):
+        run = simulate(trace, StaticScaler(workers), service, config)
+        if nearest_rank(sorted(run.waits_s), 0.99) <= settings.target_p99_s:
+            return workers, workers * trace.duration_s
+    return None
+
+
+def run_demo(settings: DemoSettings, show: Callable[[Frame], None]) -> tuple[Summary, list[Frame]]:
+    """Run the demo; `show` gets a frame a second. Raises FleetscaleError on Redis trouble."""
+    trace = settings.load_trace()
+    with private_redis(settings.redis_url) as url, tempfile.TemporaryDirectory() as tmp:
+        client = connect(RedisSettings(url=url))
+        forget_fleet(client, FleetKeys(DEMO_FLEET), url)
+        ledger = Path(tmp) / "ledger.txt"
+        controller = start_controller(url, ledger, settings)
+        load = Load(Producer(DEMO_FLEET, url), trace, seed=settings.seed)
+        try:
+            _await_host(client, url, controller)
+            load.start()
+            frames = follow(Watcher(client, url, load), trace, show)
+        finally:
+            load.stop()
+            stop_controller(controller)
+        started = read_ledger(ledger)
+    static = smallest_static_fleet(trace, settings)
+    return summarise(load.submitted, started, frames, settings.target_p99_s, static), frames
+
+
+def _await_host(client: Client, url: str, controller: subprocess.Popen[bytes]) -> None:
+    keys = FleetKeys(DEMO_FLEET)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if controller.poll() is not None:
+            raise FleetscaleError(f"the demo's controller exited with code {controller.returncode}")
+        with redis_errors(url):
+            if client.hget(keys.host(HOST), "warm") == b"1":
+                return
+        time.sleep(0.1)
+    raise FleetscaleError("the demo's controller did not start its workers within 30 s")

@@ -1,0 +1,114 @@
+"""Every command explains itself, and every error a user can cause is one line and a
+named exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from fleetscale.cli import main
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.exitcode import ExitCode
+from tests.support.procs import REPO
+
+
+def every_command(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        found.append((*path, name))
+        if isinstance(command, click.Group):
+            found += every_command(command, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("path", every_command(main), ids=" ".join)
+def test_every_command_help_has_an_example(path: tuple[str, ...]) -> None:
+    args = [*path, "--help"]
+    if path[0] in ("dlq", "policy") and len(path) > 1:
+        args = [path[0], "media", *path[1:], "--help"]
+    result = CliRunner().invoke(main, args, prog_name="fleetscale")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output, f"`fleetscale {' '.join(path)} --help` shows no example"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"} | (env or {})
+    argv = [sys.executable, "-m", "fleetscale", *args]
+    return subprocess.run(
+        argv, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], code: ExitCode, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(lines) == 1, f"one line, not {len(lines)}: {result.stderr}"
+    assert lines[0].startswith("fleetscale: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("worker", "no_such_module:app"), ("cannot import", "no_such_module")),
+        (("worker", "tests.apps.ledger"), ("module:attribute",)),
+        (("worker", "tests.apps.ledger:nothing"), ("names nothing",)),
+        (("controller", "no_such_module:app"), ("--fleet",)),
+    ],
+    ids=["module missing", "no attribute given", "attribute missing", "controller app"],
+)
+def test_a_bad_app_path_is_one_line_and_a_usage_exit(
+    args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    assert_one_line(run(*args), ExitCode.USAGE, *words)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("worker", "tests.apps.ledger:app", "--min-idle", "5x"),
+     ("demo", "--duration", "soon"),
+     ("controller", "tests.apps.ledger:app", "--target-p99", "-1s"),
+     ("status", "demo", "--window", "1d")],
+    ids=["worker --min-idle", "demo --duration", "controller --target-p99", "status --window"],
+)  # fmt: skip
+def test_a_bad_duration_is_one_line_and_a_usage_exit(args: tuple[str, ...]) -> None:
+    assert_one_line(run(*args), ExitCode.USAGE, "bad duration", "--help")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status", "media"), ("worker", "tests.apps.ledger:app"), ("submit", "media", "resize"),
+     ("policy", "media", "show"), ("dlq", "media", "list")],
+    ids=["status", "worker", "submit", "policy", "dlq"],
+)  # fmt: skip
+def test_an_unreachable_redis_is_one_line_and_exit_3(args: tuple[str, ...]) -> None:
+    result = run(*args, "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.REDIS_UNREACHABLE, "unreachable", "redis://127.0.0.1:1/0")
+
+
+def test_a_wrong_password_is_one_line_and_a_usage_exit_that_never_shows_the_password(
+    tmp_path: Path,
+) -> None:
+    with EmbeddedRedis(tmp_path / "redis", extra_args=("--requirepass", "right-secret")) as server:
+        url = f"redis://:wrong-secret@127.0.0.1:{server.port}/0"
+        result = run("status", "media", "--redis-url", url)
+    assert_one_line(result, ExitCode.USAGE, "refused access", "***")
+    assert "wrong-secret" not in result.stderr + result.stdout
+
+
+def test_an_unknown_fleet_is_one_line_and_a_usage_exit(redis_url: str) -> None:
+    assert_one_line(
+        run("status", "no-such-fleet", "--redis-url", redis_url), ExitCode.USAGE, "unknown fleet"
+    )
+
+
+def test_an_unknown_command_or_option_is_one_line_and_a_usage_exit() -> None:
+    assert_one_line(run("stauts"), ExitCode.USAGE, "No such command", "--help")
+    assert_one_line(run("status", "media", "--wtach"), ExitCode.USAGE, "--wtach", "--help")

@@ -1,0 +1,79 @@
+"""`fleetscale demo` as a new user runs it, headless: it scales and cleans up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import REPO, wait_until
+
+
+def demo_processes() -> list[str]:
+    """Command lines of processes that belong to a demo: its controller, workers, Redis."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "fleetscale.demo.app" in cmdline or "fleetscale-demo-" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_scales_up_on_the_step_and_the_spike_then_down_loses_nothing_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    assert demo_processes() == [], "no demo is running before the test"
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    plot = tmp_path / "demo.png"
+    argv = [sys.executable, "-m", "fleetscale", "demo", "--duration", "60s", "--json"]
+    result = subprocess.run(
+        [*argv, "--plot", str(plot)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    timeline = summary["timeline"]
+    quiet = [f["desired"] or 0 for f in timeline if f["t_s"] < 10]
+    step = [f["desired"] or 0 for f in timeline if 12 <= f["t_s"] < 27]
+    spike = [f["desired"] or 0 for f in timeline if 27 <= f["t_s"] < 36]
+    end = [f["desired"] or 0 for f in timeline[-5:]]
+    print(f"desired workers: quiet ≤ {max(quiet)}, step ≤ {max(step)}, spike ≤ {max(spike)}, "
+          f"end {end[-1]}; lost {summary['lost']} of {summary['jobs']}; "
+          f"p99 {summary['wait_p99_s']:.3f}s; {summary['worker_seconds']:.0f} worker-s against "
+          f"{summary['static_worker_seconds']} for a fixed fleet")  # fmt: skip
+    assert max(step) > max(quiet), "scaled up on the step"
+    assert max(spike) > max(step), "scaled up further on the spike"
+    assert end[-1] < max(spike), "scaled back down"
+    assert summary["lost"] == 0 and summary["jobs"] > 1000
+    assert plot.stat().st_size > 10_000
+    assert demo_processes() == [], "the demo left no process behind"
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "fleetscale", "demo", "--duration", "60s"],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        wait_until(lambda: "load" in log.read_text(), timeout_s=60, what="the demo's first frame")
+        assert demo_processes(), "the demo runs a controller and workers"
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=90) == 130
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo_processes() == [], "Ctrl-C left no process behind"

@@ -1,0 +1,56 @@
+"""App and Task: registration, options and loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetscale.app import App, load_app
+from fleetscale.errors import AppImportError, TaskError
+
+
+def test_a_task_is_registered_by_its_function_name_or_the_name_given() -> None:
+    app = App("media")
+
+    @app.task
+    def resize(image_id: str, width: int) -> None: ...
+
+    @app.task(name="mail.send", max_attempts=5, timeout_s=30)
+    def send(to: str) -> None: ...
+
+    assert set(app.tasks) == {"resize", "mail.send"}
+    assert app.tasks["mail.send"].options.max_attempts == 5
+    assert resize.accepts(["img"], {"width": 3}) and not resize.accepts([], {})
+
+
+def test_a_name_registered_twice_is_refused() -> None:
+    app = App("media")
+
+    @app.task(name="x")
+    def one() -> None: ...
+
+    with pytest.raises(TaskError, match="already registered"):
+
+        @app.task(name="x")
+        def two() -> None: ...
+
+
+def test_an_async_task_is_refused_at_registration_instead_of_never_running() -> None:
+    app = App("media")
+    with pytest.raises(TaskError, match="async def"):
+
+        @app.task
+        async def fetch() -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("options", "word"), [({"max_attempts": 0}, "max_attempts"), ({"timeout_s": 0}, "timeout_s")]
+)
+def test_bad_task_options_are_refused(options: dict, word: str) -> None:
+    with pytest.raises(TaskError, match=word):
+        App("media").task(name="t", **options)(lambda: None)
+
+
+def test_an_app_path_must_name_an_app() -> None:
+    assert load_app("tests.apps.ledger:app").fleet
+    with pytest.raises(AppImportError, match="not a fleetscale App"):
+        load_app("tests.apps.ledger:note")
