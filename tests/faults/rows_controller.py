@@ -18,28 +18,59 @@ from tests.support.procs import wait_until
 
 
 def fleet_workers(cluster: Cluster) -> set[int]:
-    """Pids of the live `fleetscale worker` processes of this cluster's fleet."""
+    """Pids of the live worker processes of this cluster's fleet (a controller's
+    preloaded fork parent, `worker --zygote`, runs no jobs and does not count)."""
     marker = f"FAULTS_FLEET={cluster.fleet}".encode()
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"worker\0" in cmdline and marker in (entry / "environ").read_bytes():
+            if marker in (entry / "environ").read_bytes() and is_worker(int(entry.name)):
                 pids.add(int(entry.name))
     return {pid for pid in pids if alive(pid)}
 
 
-def children_of(pid: int) -> set[int]:
-    """Pids of the direct children of process `pid`."""
-    kids = set()
+def argv_of(pid: int) -> list[bytes]:
+    """A process's arguments (empty once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def parent_of(pid: int) -> int:
+    """A process's parent pid (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def is_worker(pid: int) -> bool:
+    """Whether `pid` is a `fleetscale worker` process that runs jobs. A worker forked
+    by a zygote keeps the zygote's arguments (`worker APP --zygote`); the zygote is the
+    one whose parent is not a zygote too."""
+    argv = argv_of(pid)
+    if b"worker" not in argv:
+        return False
+    return b"--zygote" not in argv or b"--zygote" in argv_of(parent_of(pid))
+
+
+def descendants_of(pid: int) -> set[int]:
+    """Pids of every live descendant of process `pid` (workers a controller forked
+    through its zygote are its grandchildren)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            if entry.name.isdigit() and int(stat.rsplit(") ", 1)[1].split()[1]) == pid:
-                kids.add(int(entry.name))
-    return kids
+            if entry.name.isdigit():
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(") ", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return {p for p in found if alive(p)}
 
 
 class Census:
@@ -83,13 +114,14 @@ def killed_mid_scale_up(env: RowEnv) -> Outcome:
     starting = env.rng.randint(2, 3)
 
     def scaling_up() -> bool:
-        kids = len(children_of(first.pid))
+        workers = sum(is_worker(p) for p in descendants_of(first.pid))
         ready = int(host_fields(cluster.client, cluster.keys, "A").get("ready") or 0)
-        return kids >= starting and kids > ready
+        return workers >= starting and workers > ready
 
     with Load(cluster.submitter(), prefix="k", rate_per_s=100, sleep_s=0.05):
         wait_until(scaling_up, timeout_s=60, every_s=0.02, what="workers starting")
-        orphans = children_of(first.pid)
+        orphans = descendants_of(first.pid)
+        killed_workers = {p for p in orphans if is_worker(p)}
         first.signal(signal.SIGKILL)
         killed_s = time.monotonic()
         first.wait(10)
@@ -100,7 +132,11 @@ def killed_mid_scale_up(env: RowEnv) -> Outcome:
         wait_done(cluster, done_count(cluster) + 300)
     verdict = settle(cluster)
     most = census.stop()
-    figure = f"its workers ({len(orphans)}) exited {exit_s:.1f} s after the kill; at most {most}"
+    workers = sum(1 for p in orphans if p in killed_workers)
+    figure = (
+        f"its {len(orphans)} processes ({workers} workers) exited {exit_s:.1f} s after the "
+        f"kill; at most {most} workers"
+    )
     return judge(cluster, verdict, figure, above_max(most, 4), explained(cluster, orphans))
 
 
@@ -158,6 +194,7 @@ def close_enough(ledger_s: float | None, merged_s: float | None, skew_s: float) 
     "one host's wall clock 5 s ahead: one leader, and the merged p99 wait matches the "
     "ledger's within 1 s; lost = 0",
     needs=("cc",),
+    ci=False,
 )
 def clock_skew(env: RowEnv) -> Outcome:
     """Host A (controller and workers) runs 5 s ahead; host B is right."""
@@ -166,7 +203,7 @@ def clock_skew(env: RowEnv) -> Outcome:
     ahead = cluster.controller("A", *limits, env=skewed(env, 5.0))
     cluster.controller("B", *limits)
     wait_until(lambda: len(fleet_workers(cluster)) == 4, timeout_s=60, what="4 workers")
-    skewed_pids = children_of(ahead.pid)
+    skewed_pids = {p for p in descendants_of(ahead.pid) if is_worker(p)}
     with Load(cluster.submitter(), prefix="k", rate_per_s=60, sleep_s=0.02):
         wait_done(cluster, 600)
     verdict = settle(cluster)

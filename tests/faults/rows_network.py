@@ -88,6 +88,7 @@ def partition_long(env: RowEnv) -> Outcome:
     "network",
     "a host cut off for min_idle / 3: duplicated = 0, lost = 0",
     needs=NEEDS,
+    ci=False,
 )
 def partition_short(env: RowEnv) -> Outcome:
     """Cut a namespaced host off from Redis for 1 s (min_idle 3 s), three times."""

@@ -96,6 +96,7 @@ def sigterm_drain(env: RowEnv) -> Outcome:
     "worker-sigterm-sigkill",
     "worker",
     "lost = 0; only the killed worker's job runs twice; it is reclaimed",
+    ci=False,
 )
 def sigterm_then_sigkill(env: RowEnv) -> Outcome:
     """SIGTERM a worker inside a long job, then SIGKILL it before the drain ends."""
@@ -189,7 +190,12 @@ def long_job(env: RowEnv, *worker_args: str) -> tuple[Cluster, Outcome]:
     return cluster, judge(cluster, verdict, figure, no_duplicates(verdict))
 
 
-@row("worker-long-job", "worker", "a job of 10 × min_idle with lease renewal: duplicated = 0")
+@row(
+    "worker-long-job",
+    "worker",
+    "a job of 10 × min_idle with lease renewal: duplicated = 0",
+    ci=False,
+)
 def long_job_renewed(env: RowEnv) -> Outcome:
     """A long job keeps its lease: the idle second worker never takes it."""
     return long_job(env)[1]
