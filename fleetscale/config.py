@@ -152,7 +152,8 @@ class WorkerSettings:
             fetched up to `max_batch` at once; 50 ms jobs one at a time.
         max_batch: the most jobs one fetch takes.
         min_idle_s: a pending job idle this long is presumed abandoned and reclaimed.
-        reclaim_every_s: how often the worker looks for abandoned jobs.
+        reclaim_every_s: how often the worker looks for abandoned jobs (0: a third of
+            `min_idle_s`, at most 5 s), seconds.
         lease_renew_s: how often a running job's lease is renewed; must be well under
             `min_idle_s` (0: a third of it).
         renew_leases: renew the leases of held entries. Off, a job running longer than
@@ -178,7 +179,7 @@ class WorkerSettings:
     prefetch_window_s: float = 0.01
     max_batch: int = 256
     min_idle_s: float = 30.0
-    reclaim_every_s: float = 5.0
+    reclaim_every_s: float = 0.0
     lease_renew_s: float = 0.0
     renew_leases: bool = True
     heartbeat_every_s: float = 2.0
@@ -199,7 +200,7 @@ class WorkerSettings:
         _require(self.prefetch_window_s >= 0, "prefetch_window_s must be ≥ 0")
         _require(1 <= self.max_batch <= 10_000, "max_batch must be between 1 and 10000")
         _require(self.min_idle_s > 0, "min_idle_s must be > 0")
-        _require(self.reclaim_every_s > 0, "reclaim_every_s must be > 0")
+        _require(self.reclaim_every_s >= 0, "reclaim_every_s must be ≥ 0 (0 = derived)")
         _require(
             self.renew_every_s < self.min_idle_s,
             f"lease_renew_s={self.lease_renew_s} must be below min_idle_s={self.min_idle_s}",
@@ -215,6 +216,12 @@ class WorkerSettings:
         _require(0 < self.retry_base_s <= self.retry_cap_s, "need 0 < retry_base_s ≤ retry_cap_s")
         _require(self.max_payload_bytes > 0, "max_payload_bytes must be > 0")
         return self
+
+    @property
+    def reclaim_period_s(self) -> float:
+        """The reclaim period in effect, seconds: abandoned jobs wait for `min_idle_s`
+        plus at most this."""
+        return self.reclaim_every_s or min(5.0, self.min_idle_s / 3.0)
 
     @property
     def renew_every_s(self) -> float:

@@ -79,7 +79,7 @@ class Producer:
             at or above this; None for no limit.
         max_payload_bytes: the largest encoded job accepted (default 1 MiB).
         dedup_ttl_s: how long an explicit `job_id` is remembered, seconds.
-        redis: connection settings; its URL is replaced by the resolved `redis_url`.
+        redis: connection settings; `redis_url`, when given, replaces their URL.
 
     A Producer may be shared by threads. It connects lazily: construction does no I/O.
     """
@@ -98,7 +98,9 @@ class Producer:
         self.settings = ProducerSettings(
             max_backlog=max_backlog, max_payload_bytes=max_payload_bytes, dedup_ttl_s=dedup_ttl_s
         ).validate()
-        url = resolve_redis_url(redis_url, os.environ)
+        # URL precedence: the argument, then the given settings' own, then the
+        # environment, then the default.
+        url = resolve_redis_url(redis_url or (redis.url if redis else None), os.environ)
         self.redis_settings = replace(redis or RedisSettings(), url=url).validate()
         # Never resend a submission whose reply timed out: it may be in Redis already.
         self.client = connect(self.redis_settings, retry_timeouts=False)

@@ -1,4 +1,4 @@
--- Delete consumers that have nothing pending and have been idle longer than a limit.
+-- Delete consumers that have nothing pending and have been idle at least a limit.
 -- A consumer with pending entries is never deleted: XGROUP DELCONSUMER would drop
 -- them for good (REDIS-FACTS). KEYS[1] jobs stream; ARGV[1] group, ARGV[2] idle ms.
 -- Returns the number of consumers deleted.
@@ -9,7 +9,7 @@ local deleted = 0
 for _, c in ipairs(consumers) do
   local f = {}
   for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
-  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then
+  if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) then
     redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
     deleted = deleted + 1
   end

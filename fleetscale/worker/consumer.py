@@ -176,7 +176,7 @@ class Consumer:
         now = self.monotonic()
         self._unsettled.held_since_s = now
         if now >= self._next_reclaim_s:
-            self._next_reclaim_s = now + self.settings.reclaim_every_s
+            self._next_reclaim_s = now + self.settings.reclaim_period_s
             reclaimed = self._reclaim()
             if reclaimed:
                 return reclaimed
