@@ -4,6 +4,7 @@ consumer clean-up running while a dead worker still holds entries."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from fleetscale.codec import decode_job
 from fleetscale.keys import GROUP, JOB_FIELD
@@ -66,6 +67,11 @@ def deleted_while_pending(env: RowEnv) -> Outcome:
     return judge(cluster, verdict, figure, bad)
 
 
+def _pending_by_name(consumers: list[dict[str, Any]]) -> dict[str, int]:
+    """XINFO CONSUMERS rows as {consumer name: entries pending}."""
+    return {c["name"].decode(): int(c["pending"]) for c in consumers}
+
+
 class Janitor:
     """Runs the leader's trim and consumer clean-up scripts in a loop (what the leader
     does every 10 s and 60 s, here every 0.2 s with a 0.5 s idle limit), and notes any
@@ -85,16 +91,23 @@ class Janitor:
     def pending(self) -> dict[str, int]:
         """Entries pending per consumer."""
         consumers = self.cluster.client.xinfo_consumers(self.cluster.keys.jobs, GROUP)
-        return {c["name"].decode(): int(c["pending"]) for c in consumers}
+        return _pending_by_name(consumers)
 
     def _run(self) -> None:
         jobs = self.cluster.keys.jobs
         while not self._stop.wait(0.2):
-            before = self.pending()
-            self.deleted += int(self._cleanup(keys=[jobs], args=[GROUP, 500]))
-            self.trimmed += int(self._trim(keys=[jobs]))
-            after = self.pending()
-            dropped = [c for c, n in before.items() if n and c not in after]
+            # One MULTI/EXEC: no worker can reclaim or ack between the snapshots and the
+            # scripts, so a consumer missing afterwards was deleted with what it held.
+            pipe = self.cluster.client.pipeline(transaction=True)
+            pipe.xinfo_consumers(jobs, GROUP)
+            self._cleanup(keys=[jobs], args=[GROUP, 500], client=pipe)
+            self._trim(keys=[jobs], client=pipe)
+            pipe.xinfo_consumers(jobs, GROUP)
+            before, deleted, trimmed, after = pipe.execute()
+            self.deleted += int(deleted)
+            self.trimmed += int(trimmed)
+            still = _pending_by_name(after)
+            dropped = [c for c, n in _pending_by_name(before).items() if n and c not in still]
             self.violations += [f"consumer {c} deleted with entries pending" for c in dropped]
 
     def stop(self) -> None:
