@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.typing import EncodableT
 
+from fleetscale.config import redact_url
 from fleetscale.errors import RedisCommandError
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.store import Client, redis_errors, script
@@ -119,13 +120,35 @@ class JobStream:
         self._promote = script(client, "promote")
 
     def ensure_group(self) -> None:
-        """Create the stream and its consumer group if absent (reading from the start)."""
+        """Create the stream and its consumer group if absent (reading from the start).
+
+        At `maxmemory` Redis refuses XGROUP CREATE even when the group exists; a worker
+        that finds the group there goes on, since draining is what frees the memory.
+        """
         with redis_errors(self.url):
             try:
                 self.client.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
+            except redis.exceptions.OutOfMemoryError:
+                if not self._group_exists():
+                    raise RedisCommandError(
+                        f"Redis at {redact_url(self.url)} is out of memory (used memory above "
+                        f"maxmemory) and refuses to create the consumer group of {self.keys.jobs}, "
+                        "so no worker can drain it; raise maxmemory (the group is created "
+                        "when a worker first starts: start workers before producers)"
+                    ) from None
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    def _group_exists(self) -> bool:
+        """Whether the group exists (XPENDING: a read the worker's ACL role allows)."""
+        try:
+            self.client.xpending(self.keys.jobs, GROUP)
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return False
+            raise
+        return True
 
     def add(self, payloads: Sequence[bytes]) -> list[EntryId]:
         """XADD each payload now, pipelined; return the entry ids in order."""

@@ -128,7 +128,10 @@ def status_fails(cluster: Cluster) -> list[str]:
 def full_memory(env: RowEnv) -> Outcome:
     """Fill Redis to `maxmemory` with a flood of padded jobs while one worker drains."""
     cluster = start_cluster(env, redis_args=("--maxmemory", "4mb"))
-    cluster.worker()
+    worker = cluster.worker()
+    # The worker creates the consumer group; Redis at maxmemory would refuse to.
+    wait_until(lambda: first_log_s(worker, "consuming fleet") is not None, timeout_s=60,
+               what="the worker to consume")  # fmt: skip
     submitter = cluster.submitter()
     with Load(submitter, prefix="k", rate_per_s=3000, sleep_s=0.001, pad_bytes=2000) as load:
         wait_until(lambda: load.outcomes.get(FAILED, 0) >= 20, timeout_s=60,

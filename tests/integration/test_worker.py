@@ -6,14 +6,17 @@ import pickle
 import time
 
 import msgpack
+import pytest
 
 from fleetscale.app import App
 from fleetscale.config import RedisSettings, WorkerSettings
 from fleetscale.deadletters import DeadLetters
+from fleetscale.embedded import EmbeddedRedis
+from fleetscale.errors import RedisCommandError
 from fleetscale.jobstream import DeadLetter, JobStream, Settlement
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
-from fleetscale.store import Client
+from fleetscale.store import Client, connect
 from tests.support.inproc import run_burst, worker_thread
 from tests.support.payloads import nested, raw_job
 from tests.support.procs import wait_until
@@ -292,3 +295,44 @@ def test_a_dead_letter_replays_as_a_fresh_job(
     assert len(result.replayed) == 1 and letters.count() == 0
     run_burst(app, redis_settings)
     assert len(calls) == 2 and letters.count() == 0
+
+
+def fill_to_maxmemory(producer: Producer, client: Client) -> int:
+    """Cap Redis at 1 MB above its use and submit padded jobs until it refuses one."""
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", used + 1_000_000)
+    for submitted in range(100_000):
+        try:
+            producer.submit("work", (f"k{submitted}", "x" * 2000))
+        except RedisCommandError as exc:
+            assert "out of memory" in str(exc), exc
+            return submitted
+    raise AssertionError("Redis never reached maxmemory")
+
+
+def test_a_worker_started_at_maxmemory_drains_the_queue(private_redis: EmbeddedRedis) -> None:
+    url = private_redis.url
+    client = connect(RedisSettings(url))
+    fleet, keys = "full", FleetKeys("full")
+    app = App(fleet)
+    ran: list[str] = []
+
+    @app.task
+    def work(key: str, pad: str) -> None:
+        ran.append(key)
+
+    JobStream(client, keys, url).ensure_group()
+    submitted = fill_to_maxmemory(Producer(fleet, url), client)
+    consumer = run_burst(app, RedisSettings(url))
+    assert (consumer.stats.done, len(ran)) == (submitted, submitted)
+
+
+def test_at_maxmemory_without_a_group_a_worker_says_why_it_cannot_start(
+    private_redis: EmbeddedRedis,
+) -> None:
+    url = private_redis.url
+    client = connect(RedisSettings(url))
+    app = App("full")
+    fill_to_maxmemory(Producer("full", url), client)
+    with pytest.raises(RedisCommandError, match="refuses to create the consumer group"):
+        run_burst(app, RedisSettings(url))
