@@ -20,7 +20,7 @@ from fleetscale.embedded import free_port
 from fleetscale.keys import FleetKeys
 from fleetscale.metrics import METRICS
 from fleetscale.producer import Producer
-from fleetscale.store import Client
+from fleetscale.store import Client, redis_time_s
 from tests.support.fleet import LedgerFleet, alive, controller, host_fields, worker_pids
 from tests.support.ledger import done_counts
 from tests.support.procs import REPO, wait_until
@@ -125,12 +125,16 @@ def test_a_policy_change_applies_at_the_next_decision_and_a_bad_one_is_refused(
     controller(ledger_fleet, "A", "--capacity", "4", "--min", "0", "--max", "4", "--warm", "0")
     url = ledger_fleet.redis_url
     wait_until(lambda: decisions(client, keys, url, 1), timeout_s=30, what="a first decision")
+    asked_at_s = redis_time_s(client)
     result = cli(ledger_fleet, "policy", ledger_fleet.fleet, "set", "min=2")
     assert result.returncode == 0, result.stderr
-    set_at_s = float(client.time()[0]) + client.time()[1] / 1e6
-    wait_until(lambda: any(d["policy_version"] == 2 for d in decisions(client, keys, url)),
-               timeout_s=10, what="a decision with the new policy")  # fmt: skip
-    after = [d for d in reversed(decisions(client, keys, url)) if d["at_s"] > set_at_s]
+    set_at_s = redis_time_s(client)  # the write landed between asked_at_s and now
+    wait_until(lambda: decisions(client, keys, url, 1)[0]["at_s"] > set_at_s,
+               timeout_s=10, what="a decision after the policy was set")  # fmt: skip
+    log = [d for d in reversed(decisions(client, keys, url)) if d["at_s"] > asked_at_s]
+    versions = [d["policy_version"] for d in log]
+    assert versions == sorted(versions), f"the swap is one-way: {versions}"
+    after = [d for d in log if d["at_s"] > set_at_s]
     assert after[0]["policy_version"] == 2, "the very next decision used the new policy"
     assert after[0]["desired"] == 2
     bad = cli(ledger_fleet, "policy", ledger_fleet.fleet, "set", "min=lots")
