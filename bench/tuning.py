@@ -21,19 +21,30 @@ from typing import Any
 from fleetscale.sim.engine import SimConfig
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.scenario import Outcome, run_scenario, sim_policy
-from fleetscale.sim.trace import load_trace
+from fleetscale.sim.trace import Trace, load_trace
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "tuning"
 COLOURS = ("tab:blue", "tab:orange", "tab:green")
 
 
+def idle_gaps_trace() -> Trace:
+    """One-minute bursts at 20 jobs/s between idle gaps of 2, 4, 8 and 16 minutes."""
+    steps, t_s = [], 0.0
+    for gap_s in (120.0, 240.0, 480.0, 960.0):
+        steps += [(t_s, 20.0), (t_s + 60.0, 0.0)]
+        t_s += 60.0 + gap_s
+    steps.append((t_s, 20.0))
+    return Trace("idle_gaps", tuple(steps), t_s + 300.0)
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """One knob, its values, the trace that shows it, and the window to draw."""
+    """One knob, its values, the trace that shows it (a shipped name or a trace), and
+    the window to draw."""
 
     knob: str
     values: tuple[str, ...]
-    trace: str
+    trace: str | Trace
     window_s: tuple[float, float]
     note: str
     startup_s: float = 1.0
@@ -107,6 +118,13 @@ EXPERIMENTS = (
         "the share of the fleet one scale-down period may remove",
     ),
     Experiment(
+        "scale_to_zero_after",
+        ("1m", "5m", "15m"),
+        idle_gaps_trace(),
+        (0, 2460),
+        "with min 0, how long an idle fleet keeps its last worker",
+    ),
+    Experiment(
         "change_budget",
         ("5", "20", "60"),
         "bursty",
@@ -123,7 +141,13 @@ def run(experiment: Experiment, value: str) -> Outcome:
     config = SimConfig(
         target_p99_s=policy.target_p99_s, startup=StartUp(cold_s=experiment.startup_s)
     )
-    return run_scenario(load_trace(experiment.trace), "default", policy=policy, config=config)
+    return run_scenario(trace_of(experiment), "default", policy=policy, config=config)
+
+
+def trace_of(experiment: Experiment) -> Trace:
+    """The experiment's trace, loaded when it is a shipped trace's name."""
+    trace = experiment.trace
+    return trace if isinstance(trace, Trace) else load_trace(trace)
 
 
 def draw(experiment: Experiment, outcomes: list[tuple[str, Outcome]], path: Path) -> None:
@@ -138,7 +162,7 @@ def draw(experiment: Experiment, outcomes: list[tuple[str, Outcome]], path: Path
     )
     start, end = experiment.window_s
     figure.suptitle(
-        f"{experiment.knob}: {experiment.note}\n({experiment.trace} trace)", fontsize=11
+        f"{experiment.knob}: {experiment.note}\n({trace_of(experiment).name} trace)", fontsize=11
     )
     first = outcomes[0][1].run.timeline
     shown = [row for row in first if start <= row.t_s <= end]

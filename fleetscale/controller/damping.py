@@ -109,12 +109,15 @@ def limit_rate(tick: Tick, step: Step) -> Step:
 
     Growth within a period is at most max(base × ratio, base + workers) where base is
     the smallest size in the period (the HPA's rule); shrinkage removes at most a
-    `scale_down_step_ratio` share of the largest size in the period. Scaling from zero
-    is exempt: an empty fleet has no base to grow from.
+    `scale_down_step_ratio` share of the largest size in the period, or one worker when
+    that share rounds to none (so a last worker can go). Scaling from zero is exempt,
+    and an empty fleet in the period is no base to grow from: the base is the smallest
+    size above zero.
     """
     current, policy = tick.current, tick.policy
     if step.value > current and step.reason is not Reason.SCALE_FROM_ZERO:
-        base = min(_sizes_since(tick, policy.scale_up_period_s))
+        sizes = _sizes_since(tick, policy.scale_up_period_s)
+        base = min((size for size in sizes if size > 0), default=0)
         ceiling = max(
             math.floor(base * policy.scale_up_step_ratio), base + policy.scale_up_step_workers
         )
@@ -122,7 +125,7 @@ def limit_rate(tick: Tick, step: Step) -> Step:
             return Step(ceiling, Reason.RATE_LIMITED, step.urgent, step.record)
     if step.value < current:
         base = max(_sizes_since(tick, policy.scale_down_period_s))
-        floor = math.ceil(base * (1.0 - policy.scale_down_step_ratio))
+        floor = min(math.ceil(base * (1.0 - policy.scale_down_step_ratio)), base - 1)
         if step.value < floor:
             return Step(min(floor, current), Reason.RATE_LIMITED, step.urgent, step.record)
     return step

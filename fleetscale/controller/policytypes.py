@@ -121,6 +121,10 @@ class Policy:
         rate_smoothing_s: time constant of the fast arrival-rate EWMA (urgent sizing
             and change detection), seconds; the capacity model sizes on slower
             estimates (`fleetscale.controller.estimate`).
+        scale_to_zero_after_s: with `min` 0, the fleet lets its last worker go once it
+            has been idle this long (no arrivals, nothing waiting, no worker busy),
+            seconds; KEDA's `cooldownPeriod` plays this part. Before that, the decaying
+            rate estimates size it (down to one worker).
     """
 
     target_p99_s: float = 0.5
@@ -140,6 +144,7 @@ class Policy:
     change_budget_window_s: float = 600.0
     max_signal_age_s: float = 10.0
     rate_smoothing_s: float = 5.0
+    scale_to_zero_after_s: float = 300.0
 
     def validate(self) -> Policy:
         """Check every field; return self so calls chain. Raises ConfigurationError."""
@@ -174,6 +179,10 @@ class Policy:
         _require(
             self.max_signal_age_s > 0,
             f"max_signal_age_s={self.max_signal_age_s} must be > 0, e.g. 10s",
+        )
+        _require(
+            self.scale_to_zero_after_s >= 0,
+            f"scale_to_zero_after_s={self.scale_to_zero_after_s} must be ≥ 0, e.g. 5m",
         )
 
     @classmethod
@@ -214,7 +223,10 @@ def _field_name(key: str) -> str:
 
 def _parse_value(name: str, text: str | float | int) -> float | int:
     if name.endswith("_s"):
-        return parse_duration(text)
+        try:
+            return parse_duration(text)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"bad policy value {name}: {exc}") from None
     try:
         if _FIELD_TYPES[name] in ("int", int):
             return int(str(text))
@@ -273,6 +285,7 @@ class State:
         breach_share: smoothed share of model-sized ticks whose p99 wait breached
             the target (starts between the learning thresholds: no evidence yet).
         urgent: (time, fleet size before) of the last urgent scale-up episode.
+        idle_since_s: since when the fleet has been idle without a break (None: busy).
     """
 
     desired: int | None = None
@@ -293,6 +306,7 @@ class State:
     estimates_since_s: float | None = None
     breach_share: float = 0.01
     urgent: tuple[float, int] | None = None
+    idle_since_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,10 @@ when the band's far end says so (hysteresis, so a stationary load does not flap)
   fewer, the waits are quiet, and stabilisation agrees (see `policy`).
 
 Growth beyond the model is urgent when the waits say so (`fleetscale.controller.breach`).
-Shrinkage is never sized from an empty queue or a low p99 by itself.
+Shrinkage is never sized from an empty queue or a low p99 by itself; an idle fleet (no
+arrivals, nothing waiting, no worker busy) needs one worker, and none once it has been
+idle for `scale_to_zero_after_s` (`idle_size`); stabilisation still holds either for
+`scale_down_stabilisation_s`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from fleetscale.controller.estimate import Estimates
 from fleetscale.controller.policytypes import Observation, Policy, Reason
 from fleetscale.controller.step import Needs, Step, Tick
 
-__all__ = ["Needs", "Step", "Tick", "capacity_workers", "model_needs", "recommend"]
+__all__ = [
+    "Needs",
+    "Step",
+    "Tick",
+    "capacity_workers",
+    "idle_since_s",
+    "model_needs",
+    "recommend",
+]
 
 WAIT_HEADROOM = 0.8
 """The capacity model sizes Erlang C for p99 at this share of the target: a 10 s
@@ -100,7 +111,10 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
     fast, slow, raw = estimates.rate_per_s, estimates.rate_slow_per_s, signals.arrival_rate_per_s
     surge_rate = max(raw, fast) if raw is not None and fast is not None else raw
     steady = up = down = None
-    if slow is not None:
+    idle = idle_size(tick)
+    if idle is not None:
+        steady = up = down = idle
+    elif slow is not None:
         spread = SPREAD_Z * estimates.rate_spread_per_s()
         band = BAND_Z * estimates.load_rel_sigma() * slow
         steady = size(slow + spread)
@@ -120,6 +134,41 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
         and tick.current >= surge
         and not in_grace(state, policy, tick.now_s),
     )
+
+
+def idle_since_s(tick: Tick) -> float | None:
+    """Since when the fleet has been idle without a break, or None when it is not idle.
+
+    Idle: no arrivals over the rate's window, nothing waiting, and no worker busy (a
+    busy fraction of 0, or none at all when no worker is up). Stale telemetry still
+    holds a scale-down (`_quiet`).
+    """
+    signals = tick.signals
+    idle = (
+        signals.arrival_rate_per_s == 0.0
+        and signals.backlog == 0
+        and signals.head_of_line_age_s == 0.0
+        and not signals.busy_fraction
+    )
+    if not idle:
+        return None
+    since_s = tick.state.idle_since_s
+    return tick.now_s if since_s is None else since_s
+
+
+def idle_size(tick: Tick) -> int | None:
+    """What an idle fleet needs: one worker at most, none once it has been idle for
+    `scale_to_zero_after_s` (`Policy.min` permitting); None when it is not idle.
+
+    Sizing an idle fleet from the rate estimates would keep workers for minutes while
+    the estimates decay, and never quite reach zero.
+    """
+    since_s = idle_since_s(tick)
+    if since_s is None:
+        return None
+    if tick.now_s - since_s >= tick.policy.scale_to_zero_after_s:
+        return 0
+    return min(tick.current, 1)
 
 
 def _has_work(signals: Observation) -> bool:

@@ -531,6 +531,39 @@ def test_the_example_policy_sets_every_policy_key_validly() -> None:
     assert policy.validate() is policy
 
 
+def test_the_example_policy_holds_every_default_but_target_min_and_max() -> None:
+    text = (REPO / "controller" / "policy.example").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    example = Policy.from_settings(dict(line.split("=", 1) for line in lines)).to_dict()
+    defaults = Policy().to_dict()
+    differs = {k for k in defaults if example[k] != defaults[k]}
+    assert differs <= {"target_p99_s", "min", "max"}, (
+        f"policy.example is not at the default: {differs}"
+    )
+
+
+def documented_policy_defaults() -> dict[str, str]:
+    """The policy table of docs/operations.md as {key: default}, keys and defaults
+    paired in order where a row holds several (`a`, `b` | `1`, `2`)."""
+    text = OPERATIONS.read_text(encoding="utf-8")
+    table = text.split("| key | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        keys, defaults = (re.findall(r"`([^`]+)`", cell) for cell in row.split("|")[1:3])
+        assert len(keys) == len(defaults), row
+        documented.update(zip(keys, defaults, strict=True))
+    return documented
+
+
+def test_the_operations_doc_lists_every_policy_key_with_its_default() -> None:
+    documented = documented_policy_defaults()
+    defaults = Policy().to_dict()
+    parsed = Policy.from_settings(documented).to_dict()
+    assert len(documented) == len(defaults), f"keys: {sorted(documented)} vs {sorted(defaults)}"
+    wrong = {k: (parsed[k], v) for k, v in defaults.items() if parsed[k] != v}
+    assert not wrong, f"docs/operations.md defaults (doc, code): {wrong}"
+
+
 # -- shell completion -------------------------------------------------------------------
 
 COMPLETE = "from fleetscale.cli import main; main(prog_name='fleetscale')"

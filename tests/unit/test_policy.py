@@ -16,7 +16,7 @@ from fleetscale.controller.breach import (
     drain_workers,
 )
 from fleetscale.controller.capacity import erlang_c, mean_wait_s, wait_quantile_s, workers_for_wait
-from fleetscale.controller.damping import URGENT_HOLD_S, stabilise
+from fleetscale.controller.damping import URGENT_HOLD_S, limit_rate, stabilise
 from fleetscale.controller.estimate import Estimates, estimate
 from fleetscale.controller.learn import next_correction
 from fleetscale.controller.policy import (
@@ -351,6 +351,69 @@ def test_within_the_start_up_grace_a_breach_does_not_compound() -> None:
     assert second.desired == first.desired, (first.desired, second.desired)
 
 
+def idle(current: int) -> Observation:
+    """A fresh observation of a fleet of `current` with no arrivals, nothing waiting
+    and nobody busy (no busy fraction at all once no worker is up)."""
+    return observe(
+        current,
+        wait_p50_s=None,
+        wait_p99_s=None,
+        backlog=0,
+        arrival_rate_per_s=0.0,
+        busy_fraction=0.0 if current else None,
+        telemetry_age_s=1.0 if current else None,
+    )
+
+
+def run_idle(policy: Policy, seconds: int, current: int = 6) -> list[int]:
+    """Decide once a second on an idle fleet that had been busy at 20 jobs/s."""
+    state, sizes = remembered(current, 20.0), []
+    for tick in range(1, seconds + 1):
+        decision = decide(idle(current), state, policy, NOW_S + tick)
+        state, current = decision.state, decision.desired
+        sizes.append(current)
+    return sizes
+
+
+def test_an_idle_fleet_with_min_zero_scales_to_zero_after_the_idle_period_and_stays() -> None:
+    policy = dataclasses.replace(POLICY, scale_to_zero_after_s=120.0)
+    sizes = run_idle(policy, 400)
+    first_zero = sizes.index(0) + 1
+    assert policy.scale_to_zero_after_s <= first_zero <= 180, sizes
+    assert min(sizes[: int(policy.scale_to_zero_after_s) - 1]) >= 1, sizes
+    assert set(sizes[first_zero - 1 :]) == {0}, sizes
+
+
+def test_an_idle_fleet_keeps_min_workers() -> None:
+    policy = dataclasses.replace(POLICY, min=1, scale_to_zero_after_s=60.0)
+    assert run_idle(policy, 300)[-1] == 1
+
+
+def test_idleness_breaks_on_any_arrival_and_restarts_the_idle_period() -> None:
+    policy = dataclasses.replace(POLICY, scale_to_zero_after_s=60.0)
+    state, current = remembered(2, 0.5), 2
+    for tick in range(1, 200):
+        busy = tick % 50 == 0
+        seen = observe(2, arrival_rate_per_s=0.5, busy_fraction=0.1) if busy else idle(current)
+        decision = decide(seen, state, policy, NOW_S + tick)
+        state, current = decision.state, decision.desired
+        assert current >= 1, f"went to zero {tick % 50} s after the last arrival"
+
+
+def test_the_rate_limit_lets_the_last_worker_go() -> None:
+    step = Step(0, Reason.CAPACITY_DOWN)
+    tick = Tick(idle(1), remembered(1, 0.0), POLICY, NOW_S, 1)
+    assert limit_rate(tick, step).value == 0
+
+
+def test_after_a_start_from_zero_growth_is_limited_from_that_start_not_from_zero() -> None:
+    started = NOW_S - 2.0
+    state = remembered(4, changes=((started - 100.0, 0), (started, 4)))
+    tick = Tick(observe(4), state, POLICY, NOW_S, 4)
+    ceiling = max(4 * POLICY.scale_up_step_ratio, 4 + POLICY.scale_up_step_workers)
+    assert limit_rate(tick, Step(100, Reason.BACKLOG, urgent=True)).value == ceiling
+
+
 def poisson_rate(rng: random.Random, rate_per_s: float, window_s: float = 2.0) -> float:
     """A rate read from Poisson arrivals counted over `window_s` (what the stream gives)."""
     count, t_s = 0, rng.expovariate(rate_per_s)
@@ -549,6 +612,7 @@ BAD = [
     BadSetting("an unknown key", {"target": "1s"}, "unknown policy key"),
     BadSetting("a word for an integer", {"max": "many"}, "max='many'"),
     BadSetting("no change budget", {"change_budget": "0"}, "change_budget"),
+    BadSetting("a negative idle period", {"scale_to_zero_after": "-1"}, "scale_to_zero_after_s"),
 ]
 
 
