@@ -230,3 +230,26 @@ def test_a_dry_run_controller_recommends_and_exports_metrics_but_starts_nothing(
         line for line in body.splitlines() if line.startswith("fleetscale_recommended_workers ")
     ]
     assert recommended and float(recommended[0].split()[1]) >= 1
+
+
+@pytest.mark.timeout(120)
+def test_an_idle_fleet_with_min_zero_scales_to_zero_and_starts_again_for_new_work(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> None:
+    settings = ("min=0", "max=4", "scale_to_zero_after=3s", "scale_down_stabilisation=2s")
+    assert cli(ledger_fleet, "policy", ledger_fleet.fleet, "set", *settings).returncode == 0
+    controller(ledger_fleet, "A", "--capacity", "4", "--min", "0", "--max", "4", "--warm", "0")
+    with Load(ledger_fleet, rate_per_s=20, job_s=0.05) as load:
+        wait_until(lambda: worker_pids(client, keys, "A"), timeout_s=60, what="a worker")
+        time.sleep(2)
+    wait_until(lambda: set(load.keys) <= set(done_counts(ledger_fleet.ledger)), timeout_s=30,
+               what="the load done")  # fmt: skip
+    url = ledger_fleet.redis_url
+    wait_until(lambda: decisions(client, keys, url, 1)[0]["desired"] == 0, timeout_s=30,
+               what="the idle fleet to go to zero")  # fmt: skip
+    wait_until(lambda: not worker_pids(client, keys, "A"), timeout_s=30, what="no worker left")
+    Producer(ledger_fleet.fleet, url).submit("record", ("after-zero", 0.0))
+    wait_until(lambda: "after-zero" in done_counts(ledger_fleet.ledger), timeout_s=30,
+               what="the job that came after zero to run")  # fmt: skip
+    reasons = [d["reason"] for d in decisions(client, keys, url, 50)]
+    assert "scale_from_zero" in reasons, reasons
