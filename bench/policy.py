@@ -257,10 +257,12 @@ def main() -> None:
     tables["bound"], tables["least"] = bound_rows()
     bursty = results[("bursty", "default")]
     tables["bursty"] = [f"{bursty.slo_attainment:.3f}", f"{cost(bursty):.2f}"]
-    cost_us = decide_cost_us()
+    # The lowest of three medians: the machine's speed, not what else ran meanwhile
+    # (on a shared 2-core machine one run's median moves by 2x between runs).
+    cost_us = min(decide_cost_us() for _ in range(3))
     for lines in tables.values():
         print("\n".join(lines))
-    print(f"decide: median {cost_us:.0f} µs per call (50 hosts)")
+    print(f"decide: median {cost_us:.0f} µs per call (50 hosts, lowest of 3 runs)")
     if not args.no_write:
         write_section(render(table, tables, cost_us, all_traces))
 
@@ -333,7 +335,8 @@ per hour after the first minute. `real_*` are the traces in `../shared/traces`.
 ### Acceptance checks on the shipped traces (seed 1)
 
 {checks}
-- **decide cost**: median {cost_us} µs per call for 50 hosts (limit 200 µs)
+- **decide cost**: median {cost_us} µs per call for 50 hosts, the lowest of three runs of
+  3,000 calls (limit 200 µs)
 
 Met except two, kept as strict xfail with the arguments below: bursty (attainment and
 cost together) and heavy_tail against static.

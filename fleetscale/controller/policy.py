@@ -180,8 +180,8 @@ def _clamp(step: Step, policy: Policy) -> Step:
 def _place(step: Step, observation: Observation, state: State) -> tuple[dict[str, int], Step]:
     """Clamp to the hosts' total capacity and split into per-host quotas."""
     capacities = {host.host: host.capacity for host in observation.hosts}
-    total = sum(max(capacity, 0) for capacity in capacities.values())
-    if step.value > total:
-        step = Step(total, Reason.HOST_CAPACITY, step.urgent, step.record)
     quotas = assign_quotas(step.value, capacities, dict(state.quotas))
+    placed = sum(quotas.values())  # min(step.value, the hosts' total capacity)
+    if placed < step.value:
+        step = Step(placed, Reason.HOST_CAPACITY, step.urgent, step.record)
     return quotas, step

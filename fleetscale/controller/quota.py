@@ -27,11 +27,17 @@ def assign_quotas(
     Returns:
         host → quota for every host in `capacities`; no quota exceeds its capacity.
     """
-    quotas = {
-        host: max(0, min(previous.get(host, 0), capacity)) for host, capacity in capacities.items()
-    }
-    total = min(max(desired, 0), sum(max(c, 0) for c in capacities.values()))
-    difference = total - sum(quotas.values())
+    quotas: dict[str, int] = {}
+    room = placed = 0
+    for host, registered in capacities.items():  # one plain loop: decide runs this per tick
+        capacity = registered if registered > 0 else 0
+        quota = previous.get(host, 0)
+        quota = capacity if quota > capacity else quota if quota > 0 else 0
+        quotas[host] = quota
+        room += capacity
+        placed += quota
+    total = min(desired if desired > 0 else 0, room)
+    difference = total - placed
     if difference > 0:
         _grow(quotas, capacities, difference)
     elif difference < 0:

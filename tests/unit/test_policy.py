@@ -637,6 +637,21 @@ def test_erlang_c_matches_a_textbook_value() -> None:
     assert mean_wait_s(2, 1.0, 1.0) == pytest.approx(1 / 3)
 
 
+def textbook_erlang_c(workers: int, load: float) -> float:
+    """Erlang C from the full Erlang-B recursion, B(0) = 1, B(k) = aB / (k + aB)."""
+    blocking = 1.0
+    for k in range(1, workers + 1):
+        blocking = load * blocking / (k + load * blocking)
+    return workers * blocking / (workers - load * (1.0 - blocking))
+
+
+@pytest.mark.parametrize("load", [0.05, 0.9, 7.5, 42.0, 170.3, 999.9, 4321.0])
+def test_erlang_c_started_below_the_load_equals_the_full_recursion(load: float) -> None:
+    for workers in range(math.floor(load) + 1, math.floor(load + 8 * math.sqrt(load)) + 3):
+        full = textbook_erlang_c(workers, load)
+        assert erlang_c(workers, load) == pytest.approx(full, rel=1e-12), workers
+
+
 def test_the_fewest_workers_for_a_wait_target_is_the_first_that_meets_it() -> None:
     workers = workers_for_wait(100.0, 0.2, 0.5)
     assert wait_quantile_s(workers, 100.0, 0.2) <= 0.5 < wait_quantile_s(workers - 1, 100.0, 0.2)
