@@ -124,7 +124,7 @@ class Policy:
         scale_to_zero_after_s: with `min` 0, the fleet lets its last worker go once it
             has been idle this long (no arrivals, nothing waiting, no worker busy),
             seconds; KEDA's `cooldownPeriod` plays this part. Before that, the decaying
-            rate estimates size it (down to one worker).
+            rate estimates size it.
     """
 
     target_p99_s: float = 0.5

@@ -15,10 +15,8 @@ when the band's far end says so (hysteresis, so a stationary load does not flap)
   fewer, the waits are quiet, and stabilisation agrees (see `policy`).
 
 Growth beyond the model is urgent when the waits say so (`fleetscale.controller.breach`).
-Shrinkage is never sized from an empty queue or a low p99 by itself; an idle fleet (no
-arrivals, nothing waiting, no worker busy) needs one worker, and none once it has been
-idle for `scale_to_zero_after_s` (`idle_size`); stabilisation still holds either for
-`scale_down_stabilisation_s`.
+Shrinkage is never sized from an empty queue or a low p99 by itself; a fleet idle (no
+arrivals, nothing waiting, no worker busy) for `scale_to_zero_after_s` needs none.
 """
 
 from __future__ import annotations
@@ -111,9 +109,8 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
     fast, slow, raw = estimates.rate_per_s, estimates.rate_slow_per_s, signals.arrival_rate_per_s
     surge_rate = max(raw, fast) if raw is not None and fast is not None else raw
     steady = up = down = None
-    idle = idle_size(tick)
-    if idle is not None:
-        steady = up = down = idle
+    if idle_long_enough(tick):
+        steady = up = down = 0
     elif slow is not None:
         spread = SPREAD_Z * estimates.rate_spread_per_s()
         band = BAND_Z * estimates.load_rel_sigma() * slow
@@ -156,19 +153,13 @@ def idle_since_s(tick: Tick) -> float | None:
     return tick.now_s if since_s is None else since_s
 
 
-def idle_size(tick: Tick) -> int | None:
-    """What an idle fleet needs: one worker at most, none once it has been idle for
-    `scale_to_zero_after_s` (`Policy.min` permitting); None when it is not idle.
-
-    Sizing an idle fleet from the rate estimates would keep workers for minutes while
-    the estimates decay, and never quite reach zero.
-    """
+def idle_long_enough(tick: Tick) -> bool:
+    """Whether the fleet has been idle for `scale_to_zero_after_s`, so needs no worker
+    (`Policy.min` permitting). Until then the decaying rate estimates size it, which
+    keeps a fleet that pauses between bursts ready for the next one; alone they would
+    never quite reach zero."""
     since_s = idle_since_s(tick)
-    if since_s is None:
-        return None
-    if tick.now_s - since_s >= tick.policy.scale_to_zero_after_s:
-        return 0
-    return min(tick.current, 1)
+    return since_s is not None and tick.now_s - since_s >= tick.policy.scale_to_zero_after_s
 
 
 def _has_work(signals: Observation) -> bool:
