@@ -8,7 +8,8 @@ Redis Cluster slot, so scripts may touch several of its keys at once.
 - group `workers` on `jobs`: consumers are worker ids. Never deleted; a consumer is
   deleted only when it has nothing pending.
 - `fs:{F}:delayed` (sorted set): jobs to run later (`delay_s`, retries); member =
-  msgpack job, score = due time in Redis ms. Members leave when due.
+  msgpack job, score = due time in Redis ms. Members leave when due: workers and the
+  leading controller move them into `jobs`.
 - `fs:{F}:dlq` (stream): dead letters: the job field `j` plus `reason`, `traceback`,
   `attempts`, `at_ms`. Kept until `dlq purge`.
 - `fs:{F}:id:<job_id>` (string): `<entry id or "delayed"> <SHA-1 of the job>` of an

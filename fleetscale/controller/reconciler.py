@@ -27,6 +27,7 @@ from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
 from fleetscale.duties import Duties
 from fleetscale.fleetview import read_fleet_view
+from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.metrics import NullRecorder, Recorder
 from fleetscale.registry import LiveSet, MemberTaken
@@ -106,6 +107,7 @@ class Reconciler:
         self.state = State()
         self.plan: Plan | None = None
         self.quota: int | None = None
+        self.stream = JobStream(client, keys, url)
         self._trim = script(client, "trim")
         self._cleanup = script(client, "cleanup")
         self.displaced: MemberTaken | None = None
@@ -116,6 +118,7 @@ class Reconciler:
                 "heartbeat": (settings.heartbeat_s, self._keep_host),
                 "decide": (settings.tick_s, self.decide),
                 "converge": (settings.tick_s, self.converge),
+                "promote": (settings.tick_s, self.promote),
                 "trim": (settings.trim_every_s, self.trim),
                 "cleanup": (settings.cleanup_every_s, self.cleanup),
             },
@@ -309,6 +312,12 @@ class Reconciler:
             if host == self.settings.host_id and int(consumer["pending"]) > 0 and pid.isdigit():
                 busy.add(int(pid))
         return busy
+
+    def promote(self) -> None:
+        """Leader only: move due delayed jobs (`delay_s`, retries) into the stream, as
+        workers do, so they also run — from zero — in a fleet that has no worker."""
+        if self.lease.leading:
+            self.stream.promote_due()
 
     def trim(self) -> None:
         """Leader only: drop stream entries no group needs any more."""

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -15,11 +16,12 @@ from urllib.parse import quote
 from fleetscale.config import RedisSettings
 from fleetscale.embedded import free_port
 from fleetscale.errors import FleetscaleError, SubmitError
-from fleetscale.keys import JOB_FIELD
+from fleetscale.jobstream import JobStream
+from fleetscale.keys import JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.status import read_status
 from fleetscale.store import connect
-from tests.faults.cluster import Cluster, key_of, start_cluster
+from tests.faults.cluster import Cluster, first_log_s, key_of, start_cluster
 from tests.faults.forbidden import forbidden, try_forbidden
 from tests.faults.hostile import hostile_entries
 from tests.faults.ledger import ACKNOWLEDGED, FAILED, SUBMITTED
@@ -55,10 +57,14 @@ def acl_roles(env: RowEnv) -> Outcome:
         bad += [f"{role}: {line}" for line in allowed]
     roles_env = {"FLEETSCALE_REDIS_URL": urls["controller"],
                  "FLEETSCALE_WORKER_REDIS_URL": urls["worker"]}  # fmt: skip
-    cluster.controller("A", "--capacity", "2", "--min", "2", "--max", "2", env=roles_env)
+    ctl = cluster.controller("A", "--capacity", "2", "--min", "2", "--max", "2", env=roles_env)
     run_as_producer(cluster, urls["producer"])
     bad += status_as(cluster, urls["controller"])
+    bad += promote_as_controller(urls["producer"], urls["controller"])
     verdict = settle(cluster)
+    # Every duty ran within its role's rights (the workers it forked log to its output).
+    if any(first_log_s(ctl, refusal) is not None for refusal in ("refused access", "can't access")):
+        bad.append(f"the controller or a worker was refused a command it needs: {ctl.log_path}")
     figure = f"{refused} forbidden commands refused for 3 roles"
     return judge(cluster, verdict, figure, bad)
 
@@ -71,6 +77,24 @@ def run_as_producer(cluster: Cluster, url: str) -> None:
         load = Load(submitter, prefix=f"k{int(explicit)}-", rate_per_s=200, total=100).start()
         wait_until(load.finished, timeout_s=60, what="the producer's jobs")
         submitter.submit("work", f"delayed-{int(explicit)}", delay_s=0.5)
+
+
+def promote_as_controller(producer_url: str, controller_url: str) -> list[str]:
+    """A due delayed job of a fleet with no worker, promoted by the controller's user (a
+    violation if refused). The leader promotes so that a fleet scaled to zero gets its
+    delayed jobs; with workers running they usually promote first, so this checks the
+    right directly."""
+    fleet = "acl-promote"
+    Producer(fleet, producer_url).submit("work", ("promoted",), delay_s=0.05)
+    time.sleep(0.1)  # until the job is due: Redis time decides, not an event
+    client = connect(RedisSettings(url=controller_url))
+    try:
+        moved = JobStream(client, FleetKeys(fleet), controller_url).promote_due()
+    except FleetscaleError as exc:
+        return [f"the controller user cannot promote a due delayed job: {exc}"]
+    finally:
+        client.close()
+    return [] if moved == 1 else [f"the controller user promoted {moved} due jobs, not 1"]
 
 
 def status_as(cluster: Cluster, url: str) -> list[str]:

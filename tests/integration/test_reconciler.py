@@ -18,6 +18,7 @@ from fleetscale.registry import MemberTaken, Registry
 from fleetscale.store import Client, connect
 from fleetscale.telemetry import TelemetryFlusher, WindowDelta
 from tests.support.launcher import FakeLauncher
+from tests.support.procs import wait_until
 
 
 def reconciler(
@@ -55,7 +56,7 @@ def fake_workers(client: Client, keys: FleetKeys, url: str, count: int) -> None:
 
 def commands_per_tick(client: Client, rec: Reconciler) -> int:
     client.config_resetstat()
-    for duty in (rec.lead, rec.heartbeat, rec.decide, rec.converge):
+    for duty in (rec.lead, rec.heartbeat, rec.promote, rec.decide, rec.converge):
         duty()
     stats = client.info("commandstats")
     return sum(int(v["calls"]) for v in stats.values())
@@ -80,6 +81,28 @@ def test_redis_commands_per_decision_tick_do_not_grow_with_the_number_of_workers
             rec.supervisor.stop_all()
     print(f"Redis commands per tick (scripts' inner commands included): {counts}")
     assert counts[10] == counts[1000]
+
+
+def test_a_fleet_without_workers_gets_its_due_delayed_job_and_starts_for_it(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    Producer(fleet, redis_settings.url).submit("noop", delay_s=0.2)
+    rec = reconciler(client, keys, redis_settings.url)
+    try:
+        rec.lead()
+        rec.promote()
+        assert client.xlen(keys.jobs) == 0, "not due yet"
+        wait_until(lambda: rec.promote() is None and client.xlen(keys.jobs) == 1,
+                   timeout_s=5, what="the delayed job to be promoted")  # fmt: skip
+        assert client.zcard(keys.delayed) == 0
+        rec.heartbeat()
+        rec.decide()
+        plan = rec.plans.read()
+        assert plan is not None
+        assert (plan.desired, plan.reason) == (1, "scale_from_zero"), plan
+    finally:
+        rec.supervisor.stop_all()
 
 
 def test_trimming_removes_only_acknowledged_entries(
