@@ -172,13 +172,14 @@ class Cluster:
         return info["length"] == 0
 
     def busy_pids(self) -> set[int]:
-        """Live processes inside a job: a `start` without its `done` in the ledger."""
-        open_starts: dict[int, int] = {}
+        """Live processes inside a job: their last ledger record is a `start`. A worker
+        runs one job at a time, so a later record means the job before it ended — done,
+        failed, or interrupted at its time limit (which writes no `done`)."""
+        last: dict[int, str] = {}
         for record in read_ledger(self.ledger_dir):
             if record.kind in (START, DONE):
-                step = 1 if record.kind == START else -1
-                open_starts[record.pid] = open_starts.get(record.pid, 0) + step
-        return {pid for pid, n in open_starts.items() if n > 0 and alive(pid)}
+                last[record.pid] = record.kind
+        return {pid for pid, kind in last.items() if kind == START and alive(pid)}
 
     def settled(self) -> bool:
         """Whether no job can run again (see the module docstring)."""
