@@ -52,7 +52,7 @@ from fleetscale.controller.policytypes import (
     State,
 )
 from fleetscale.controller.quota import assign_quotas
-from fleetscale.controller.recommend import Needs, Step, Tick, idle_since_s, model_needs, recommend
+from fleetscale.controller.recommend import Needs, Step, Tick, model_needs, recommend
 
 __all__ = [
     "Decision",
@@ -140,7 +140,7 @@ def _next_state(
         estimates_since_s=estimates.since_s,
         breach_share=share,
         urgent=remember_urgent(tick, step),
-        idle_since_s=idle_since_s(tick),
+        idle_since_s=needs.idle_since_s,
     )
 
 

@@ -35,15 +35,7 @@ from fleetscale.controller.estimate import Estimates
 from fleetscale.controller.policytypes import Observation, Policy, Reason
 from fleetscale.controller.step import Needs, Step, Tick
 
-__all__ = [
-    "Needs",
-    "Step",
-    "Tick",
-    "capacity_workers",
-    "idle_since_s",
-    "model_needs",
-    "recommend",
-]
+__all__ = ["Needs", "Step", "Tick", "capacity_workers", "model_needs", "recommend"]
 
 WAIT_HEADROOM = 0.8
 """The capacity model sizes Erlang C for p99 at this share of the target: a 10 s
@@ -108,9 +100,10 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
 
     fast, slow, raw = estimates.rate_per_s, estimates.rate_slow_per_s, signals.arrival_rate_per_s
     surge_rate = max(raw, fast) if raw is not None and fast is not None else raw
+    idle_since = idle_since_s(tick)
     steady = up = down = None
-    if idle_long_enough(tick):
-        steady = up = down = 0
+    if idle_since is not None and tick.now_s - idle_since >= policy.scale_to_zero_after_s:
+        steady = up = down = 0  # idle long enough: none needed (`min` permitting)
     elif slow is not None:
         spread = SPREAD_Z * estimates.rate_spread_per_s()
         band = BAND_Z * estimates.load_rel_sigma() * slow
@@ -130,6 +123,7 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
         model_sized=surge is not None
         and tick.current >= surge
         and not in_grace(state, policy, tick.now_s),
+        idle_since_s=idle_since,
     )
 
 
@@ -137,8 +131,10 @@ def idle_since_s(tick: Tick) -> float | None:
     """Since when the fleet has been idle without a break, or None when it is not idle.
 
     Idle: no arrivals over the rate's window, nothing waiting, and no worker busy (a
-    busy fraction of 0, or none at all when no worker is up). Stale telemetry still
-    holds a scale-down (`_quiet`).
+    busy fraction of 0, or none at all when no worker is up). Until the fleet has been
+    idle for `scale_to_zero_after_s` the decaying rate estimates size it, which keeps a
+    fleet that pauses between bursts ready for the next one; alone they would never
+    quite reach zero. Stale telemetry still holds a scale-down (`_quiet`).
     """
     signals = tick.signals
     idle = (
@@ -151,15 +147,6 @@ def idle_since_s(tick: Tick) -> float | None:
         return None
     since_s = tick.state.idle_since_s
     return tick.now_s if since_s is None else since_s
-
-
-def idle_long_enough(tick: Tick) -> bool:
-    """Whether the fleet has been idle for `scale_to_zero_after_s`, so needs no worker
-    (`Policy.min` permitting). Until then the decaying rate estimates size it, which
-    keeps a fleet that pauses between bursts ready for the next one; alone they would
-    never quite reach zero."""
-    since_s = idle_since_s(tick)
-    return since_s is not None and tick.now_s - since_s >= tick.policy.scale_to_zero_after_s
 
 
 def _has_work(signals: Observation) -> bool:

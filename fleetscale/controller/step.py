@@ -45,6 +45,8 @@ class Needs:
         wait_ratio: the worse of p99 wait and head-of-line age over the target.
         model_sized: the fleet is at least the surge size and out of the start-up
             grace: a breach now is the model's to answer for (see `learn`).
+        idle_since_s: since when the fleet has been idle without a break (None: not
+            idle), caller's clock.
     """
 
     steady: int | None
@@ -54,6 +56,7 @@ class Needs:
     drain: int | None
     wait_ratio: float | None
     model_sized: bool
+    idle_since_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

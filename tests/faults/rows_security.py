@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -86,15 +85,18 @@ def promote_as_controller(producer_url: str, controller_url: str) -> list[str]:
     right directly."""
     fleet = "acl-promote"
     Producer(fleet, producer_url).submit("work", ("promoted",), delay_s=0.05)
-    time.sleep(0.1)  # until the job is due: Redis time decides, not an event
     client = connect(RedisSettings(url=controller_url))
+    stream = JobStream(client, FleetKeys(fleet), controller_url)
     try:
-        moved = JobStream(client, FleetKeys(fleet), controller_url).promote_due()
+        wait_until(lambda: stream.promote_due() == 1, timeout_s=5, every_s=0.02,
+                   what="the controller user to promote the due job")  # fmt: skip
     except FleetscaleError as exc:
         return [f"the controller user cannot promote a due delayed job: {exc}"]
+    except AssertionError as exc:
+        return [str(exc)]
     finally:
         client.close()
-    return [] if moved == 1 else [f"the controller user promoted {moved} due jobs, not 1"]
+    return []
 
 
 def status_as(cluster: Cluster, url: str) -> list[str]:
