@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.ledger import complete_lines
+
 PRODUCER_FILE = "producer.txt"
 WORKER_FILE = "workers.txt"
 SUBMITTED, ACKNOWLEDGED, FAILED, INDETERMINATE = (
@@ -58,10 +60,7 @@ def read_ledger(directory: Path) -> list[Record]:
     """Every record of a run's ledger, producer lines first."""
     records = []
     for name in (PRODUCER_FILE, WORKER_FILE):
-        path = directory / name
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
+        for line in complete_lines(directory / name):
             kind, key, pid, wall, *detail = line.split(" ", 4)
             records.append(Record(kind, key, int(pid), float(wall), " ".join(detail)))
     return records

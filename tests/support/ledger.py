@@ -15,11 +15,18 @@ class Entry:
     wall_s: float
 
 
-def read_ledger(path: Path) -> list[Entry]:
+def complete_lines(path: Path) -> list[str]:
+    """The lines of a ledger that writers append to while it is read: a line a writer
+    has not finished yet (no newline so far) is left for the next read."""
     if not path.exists():
         return []
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
+def read_ledger(path: Path) -> list[Entry]:
     entries = []
-    for line in path.read_text().splitlines():
+    for line in complete_lines(path):
         kind, key, pid, wall = line.split()
         entries.append(Entry(kind, key, int(pid), float(wall)))
     return entries
