@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from fleetscale.errors import ConfigurationError
 
@@ -23,6 +23,12 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h)?
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/?#]*):.*@")
 _ENCODE_HINT = "percent-encode # / ? @ : in the user name and password (# as %23, / as %2F)"
+_QUERY_PASSWORD = re.compile(r"([?&][a-z_]*password=)[^&#]*")
+_URL_OPTIONS = frozenset({"db", "client_name", "max_connections", "socket_read_size"})
+"""Query parameters a Redis URL may carry besides `ssl_*` ones. redis-py lets the URL's
+query override any client argument, so `?socket_timeout=` would undo the bounded
+timeouts, and `?decode_responses=` or `?protocol=` would change the replies fleetscale
+parses; those are refused."""
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -56,8 +62,13 @@ def redact_url(url: str) -> str:
     Never raises. A password holding an unencoded `#`, `/` or `?` ends the host part
     for a URL parser, which then sees no password at all (found by the fault suite: the
     whole password was printed in 'Redis at … is unreachable'); such a URL is redacted
-    from the user name up to its last `@`.
+    from the user name up to its last `@`. A `password=` query parameter (which redis-py
+    would take, and `RedisSettings.validate` refuses) is redacted too.
     """
+    return _QUERY_PASSWORD.sub(r"\1***", _redact_userinfo(url))
+
+
+def _redact_userinfo(url: str) -> str:
     if _misread_userinfo(url):
         return _USERINFO.sub(r"\1\2:***@", url, count=1)
     parts = urlsplit(url)
@@ -84,6 +95,23 @@ def _misread_userinfo(url: str) -> bool:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
+
+
+def _check_url_options(query: str, shown: str) -> None:
+    """Refuse URL query parameters that would override what fleetscale sets itself."""
+    names = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True)})
+    refused = [n for n in names if n not in _URL_OPTIONS and not n.startswith("ssl_")]
+    if {"username", "password"} & set(refused):
+        raise ConfigurationError(
+            f"bad Redis URL {shown!r}: put the user and password before the host, "
+            "redis://USER:PASSWORD@HOST:PORT/DB, not in the query"
+        )
+    _require(
+        not refused,
+        f"bad Redis URL {shown!r}: remove {', '.join(refused)} from its query; fleetscale "
+        "sets its own timeouts, retries and reply format (the query may hold "
+        f"{', '.join(sorted(_URL_OPTIONS))} and ssl_* options)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +157,7 @@ class RedisSettings:
             f"bad Redis URL {shown!r}: a character in the password ends the host part; "
             + _ENCODE_HINT,
         )
+        _check_url_options(parts.query, shown)
         _require(self.socket_timeout_s > 0, "socket_timeout_s must be > 0")
         _require(self.connect_timeout_s > 0, "connect_timeout_s must be > 0")
         _require(0 <= self.retries <= 5, "retries must be between 0 and 5")

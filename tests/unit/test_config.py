@@ -75,6 +75,42 @@ def test_a_query_with_an_at_sign_is_not_taken_for_a_password() -> None:
     RedisSettings(url=url).validate()
 
 
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("socket_timeout=30", "socket_timeout"),
+        ("socket_connect_timeout=0.1&retry_on_timeout=yes", "retry_on_timeout, socket_connect"),
+        ("health_check_interval=0", "health_check_interval"),
+        ("decode_responses=1", "decode_responses"),
+        ("protocol=3", "protocol"),
+    ],
+)
+def test_url_options_that_override_what_fleetscale_sets_are_refused_by_name(
+    query: str, named: str
+) -> None:
+    # redis-py lets the URL's query override the client's arguments: a socket_timeout
+    # there undoes the bounded timeouts, decode_responses changes every reply.
+    with pytest.raises(ConfigurationError, match=f"remove {named}"):
+        RedisSettings(url=f"redis://db:6379/0?{query}").validate()
+
+
+def test_url_options_that_change_no_guarantee_are_kept() -> None:
+    url = "rediss://db:6380/0?db=2&client_name=w&max_connections=8&ssl_cert_reqs=required"
+    assert RedisSettings(url=url).validate().url == url
+
+
+@pytest.mark.parametrize("name", ["password", "ssl_password"])
+def test_a_password_in_the_query_is_redacted(name: str) -> None:
+    redacted = redact_url(f"rediss://db:6380/0?db=1&{name}=s3cret&client_name=w")
+    assert redacted == f"rediss://db:6380/0?db=1&{name}=***&client_name=w"
+
+
+def test_a_password_in_the_query_is_refused_pointing_to_the_user_part() -> None:
+    with pytest.raises(ConfigurationError, match="USER:PASSWORD@HOST") as caught:
+        RedisSettings(url="redis://db:6379/0?password=s3cret").validate()
+    assert "s3cret" not in str(caught.value)
+
+
 def test_a_non_redis_url_is_refused_without_showing_its_password() -> None:
     with pytest.raises(ConfigurationError) as caught:
         RedisSettings(url="http://u:s3cret@db/").validate()
