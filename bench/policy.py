@@ -25,7 +25,7 @@ from fleetscale.sim.engine import SimConfig, simulate
 from fleetscale.sim.plot import plot_outcome
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.report import Summary, summarise
-from fleetscale.sim.scaler import POLICIES, ReactiveBound
+from fleetscale.sim.scaler import POLICIES, ReactiveBound, StaticScaler
 from fleetscale.sim.scenario import Outcome, run_scenario, trace_service
 from fleetscale.sim.trace import SHIPPED, Trace, load_trace
 
@@ -40,6 +40,7 @@ SEEDS = (1, 2, 3, 4, 5, 6)
 BOUND_DELAYS_S = (0.1, 0.25, 0.5, 1.0)
 BOUND_FLOORS = tuple(range(12, 21))
 BOUND_SEEDS = (1, 2, 3)
+HEAVY_TAIL_FLEETS = (16, 17, 18)
 
 
 BEFORE = {
@@ -171,6 +172,21 @@ def seed_rows(shipped: list[Trace]) -> list[str]:
     return lines
 
 
+def static_rows() -> list[str]:
+    """Attainment of fixed fleets around static's size on heavy_tail over `SEEDS`."""
+    trace = load_trace("heavy_tail")
+    service = trace_service(trace)
+    lines = ["| fixed fleet | " + " | ".join(f"seed {s}" for s in SEEDS) + " |"]
+    lines.append("|---|" + "---|" * len(SEEDS))
+    for workers in HEAVY_TAIL_FLEETS:
+        cells = []
+        for seed in SEEDS:
+            run = simulate(trace, StaticScaler(workers), service, SimConfig(seed=seed))
+            cells.append(f"{summarise(run, service, 0.5).slo_attainment:.3f}")
+        lines.append(f"| {workers} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def bound_rows() -> tuple[list[str], list[str]]:
     """The reactive bound on bursty: table rows, and per delay the least floor for 0.98."""
     trace = load_trace("bursty")
@@ -253,6 +269,7 @@ def main() -> None:
         "real": acceptance(results, real),
         "seeds": seed_rows(shipped),
         "warm": warm_rows(shipped),
+        "static": static_rows(),
     }
     tables["bound"], tables["least"] = bound_rows()
     bursty = results[("bursty", "default")]
@@ -284,6 +301,7 @@ def render(
         bound="\n".join(tables["bound"]),
         least="\n".join(tables["least"]),
         warm="\n".join(tables["warm"]),
+        static="\n".join(tables["static"]),
         bursty_att=tables["bursty"][0],
         bursty_cost=tables["bursty"][1],
         cost_us=f"{cost_us:.0f}",
@@ -401,17 +419,23 @@ beats every baseline that misses the SLO and costs less than static, which meets
 ### heavy_tail against static: "no more worker-seconds" asks to match the oracle
 
 On this stationary trace static is the oracle: 18 workers, the exact M/G/c size for the
-true rate, mean and cv, 64,800 worker-s, attaining 0.986. "Where a baseline meets 0.98
-the default costs no more" therefore asks an online policy never to run above the
-clairvoyant size on average. The default must estimate the cv of a lognormal with cv 3
-from its moments (biased low for minutes: a sample of 3,600 run times gives 2.7 in the
-median), sizes with the model's 20 % wait headroom and its noise band, and so runs 18
-to 20 workers: 1.02–1.11× over seeds 1–6 with attainment 0.986–1.000. To land below it
-would have to learn that the Allen–Cunneen tail is pessimistic for this distribution,
-from breaches that come in rare clusters at 1–2 %: telling 1 % from 2 % takes hours. (With
-the wait headroom removed it lands at 0.99–1.02×, below static on 2 seeds of 6 and at
-0.983 attainment on seed 1: a coin flip, not a design, so the headroom stays.) Kept as a
-strict xfail.
+true rate, mean and cv, 64,800 worker-s, attaining 0.986. Fixed fleets around it
+(attainment, seeds 1–6):
+
+{static}
+
+A fleet of 17 misses at seed 1 and meets 0.98 by a few windows on the other seeds: the
+edge lies between 17 and 18, and no estimate from an hour of run times places it more
+finely. "Where a baseline meets 0.98 the default costs no more" therefore asks an online
+policy never to run above the clairvoyant size on average. The default must estimate the
+cv of a lognormal with cv 3 from its moments (biased low for minutes: a sample of 3,600
+run times gives 2.7 in the median), sizes with the model's 20 % wait headroom and its
+noise band, and so runs 18 to 20 workers: 1.02–1.11× over seeds 1–6 with attainment
+0.986–1.000. To land below it would have to learn that the Allen–Cunneen tail is
+pessimistic for this distribution, from breaches that come in rare clusters at 1–2 %:
+telling 1 % from 2 % takes hours. (With the wait headroom removed it lands at
+0.99–1.02×, below static on 2 seeds of 6 and at 0.983 attainment on seed 1: a coin flip,
+not a design, so the headroom stays.) Kept as a strict xfail.
 
 ### Warm spares (information; acceptance keeps cold 1 s start-ups)
 
