@@ -1,4 +1,9 @@
+#!lua flags=allow-oom
 -- Settle a worker's finished jobs in one call: ack, schedule retries, dead-letter.
+-- allow-oom: at maxmemory Redis refuses ZADD and XADD, and a settle holding one retry
+-- or dead letter would fail with all its acks, so the worker would stop draining the
+-- queue that fills memory. A retry or dead letter moves a job that is already in
+-- Redis; producers, whose writes add jobs, stay refused.
 -- XACK does no owner check, and a worker paused past min_idle must not ack an entry
 -- that another worker has since claimed (REDIS-FACTS). The worker asks for the check
 -- (ARGV[3] = 1) whenever it has held the entries long enough for a claim to be

@@ -327,6 +327,33 @@ def test_a_worker_started_at_maxmemory_drains_the_queue(private_redis: EmbeddedR
     assert (consumer.stats.done, len(ran)) == (submitted, submitted)
 
 
+def test_at_maxmemory_failing_jobs_are_retried_and_dead_lettered_and_the_rest_drain(
+    private_redis: EmbeddedRedis,
+) -> None:
+    # A retry or a dead letter is a write Redis refuses at maxmemory; settling it must
+    # not block the acks settled with it, or the worker stops draining the queue.
+    url = private_redis.url
+    client = connect(RedisSettings(url))
+    fleet, keys = "full", FleetKeys("full")
+    app = App(fleet)
+    ran: list[str] = []
+
+    @app.task(max_attempts=1)
+    def work(key: str, pad: str) -> None:
+        ran.append(key)
+        if key in ("k0", "k1"):
+            raise RuntimeError("fails")
+
+    JobStream(client, keys, url).ensure_group()
+    submitted = fill_to_maxmemory(Producer(fleet, url), client)
+    with worker_thread(app, RedisSettings(url)) as worker:
+        wait_until(lambda: len(ran) == submitted, timeout_s=30, what="every job to run")
+        wait_until(lambda: client.xpending(keys.jobs, GROUP)["pending"] == 0, timeout_s=10,
+                   what="every job to be settled")  # fmt: skip
+    assert (worker.consumer.stats.done, worker.consumer.stats.failed) == (submitted - 2, 2)
+    assert DeadLetters(client, keys, url).count() == 2
+
+
 def test_at_maxmemory_without_a_group_a_worker_says_why_it_cannot_start(
     private_redis: EmbeddedRedis,
 ) -> None:
