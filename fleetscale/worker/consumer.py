@@ -116,6 +116,7 @@ class Consumer:
         self._tasks = app.tasks
         self._renew_every_s = settings.renew_every_s
         self._unsettled = Settlement()
+        self._unstarted: list[Delivery] = []
         self._reclaim_cursor: EntryId = b"0-0"
         self._next_reclaim_s = 0.0
         self._adapt_from = (monotonic(), 0)
@@ -157,13 +158,27 @@ class Consumer:
         """One turn: settle leftovers, fetch or reclaim a batch, run it, settle it.
 
         Returns the number of entries handled. Raises FleetscaleError when Redis
-        fails; what was finished stays queued for the next settle.
+        fails; what was finished stays queued for the next settle, and what was not
+        started yet is run by the next turn.
         """
         self._settle()
-        deliveries = self._next_deliveries()
+        deliveries = self._resumed() or self._next_deliveries()
         if deliveries:
             self._run_batch(deliveries)
         return len(deliveries)
+
+    def _resumed(self) -> list[Delivery]:
+        """The rest of a batch that a Redis error interrupted, checked still ours.
+
+        Dropping it would strand it: the housekeeper renews the lease of every held
+        entry, so no worker could ever reclaim it. Raises FleetscaleError while Redis
+        is still away (the entries wait for the next turn).
+        """
+        if not self._unstarted:
+            return []
+        self._verify_owned(self._unstarted)
+        deliveries, self._unstarted = self._unstarted, []
+        return deliveries
 
     def batch_size(self) -> int:
         """How many entries to fetch: those the worker can start within the window."""
@@ -217,16 +232,20 @@ class Consumer:
         now = verified_at = self.monotonic()
         settle_at = now + SETTLE_EVERY_S
         for index, delivery in enumerate(deliveries):
-            now = self.monotonic()
-            if now - verified_at >= self._renew_every_s:
-                # Held this long (a slow batch, or the process was paused): another
-                # worker may have claimed the rest; find out before running them.
-                self._verify_owned(deliveries[index:])
-                verified_at = now = self.monotonic()
-            if now >= settle_at:
-                self._settle()
-                settle_at = now + SETTLE_EVERY_S
-            self._handle(delivery, now)
+            try:
+                now = self.monotonic()
+                if now - verified_at >= self._renew_every_s:
+                    # Held this long (a slow batch, or the process was paused): another
+                    # worker may have claimed the rest; find out before running them.
+                    self._verify_owned(deliveries[index:])
+                    verified_at = now = self.monotonic()
+                if now >= settle_at:
+                    self._settle()
+                    settle_at = now + SETTLE_EVERY_S
+                self._handle(delivery, now)
+            except FleetscaleError:
+                self._unstarted = deliveries[index:]
+                raise
         self._settle()
         if self.recorder is not None:
             self.recorder.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 
 import msgpack
@@ -238,6 +239,37 @@ def test_a_long_job_keeps_its_lease_so_no_other_worker_runs_it(
                 lambda: first.consumer.stats.done == 1, timeout_s=10, what="the long job to finish"
             )
     assert runs == ["start"], "the job ran once: its lease was renewed past min_idle"
+
+
+def test_a_batch_interrupted_by_redis_going_away_is_finished_once_it_is_back(
+    private_redis: EmbeddedRedis,
+) -> None:
+    # Redis freezes in the middle of a prefetched batch: the worker's next call fails.
+    # The rest of the batch must still run (each job once) without waiting for min_idle:
+    # the worker renews the leases of what it holds, so nobody else would ever run it.
+    url, fleet, jobs = private_redis.url, "blip", 100
+    client = connect(RedisSettings(url))
+    app = App(fleet)
+    ran: list[int] = []
+
+    @app.task
+    def work(i: int) -> None:
+        ran.append(i)
+        time.sleep(0.005)
+        if i == 40:  # mid-batch: the first batch is one job, the second all the rest
+            private_redis.pause()
+            threading.Timer(1.5, private_redis.resume).start()
+
+    keys = FleetKeys(fleet)
+    JobStream(client, keys, url).ensure_group()
+    Producer(fleet, url).submit_many([("work", (i,), {}) for i in range(jobs)])
+    quick = RedisSettings(url, socket_timeout_s=0.5, retries=0)
+    settings = WorkerSettings(block_ms=100, prefetch_window_s=5.0, min_idle_s=120.0)
+    with worker_thread(app, quick, settings):
+        wait_until(lambda: len(ran) == jobs, timeout_s=20, what="every job to run")
+        wait_until(lambda: client.xpending(keys.jobs, GROUP)["pending"] == 0, timeout_s=10,
+                   what="every job to be settled")  # fmt: skip
+    assert sorted(ran) == list(range(jobs))
 
 
 def test_entries_deleted_while_pending_are_reported_as_lost(
