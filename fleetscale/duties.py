@@ -1,8 +1,9 @@
 """Periodic duties run from one loop: each on its own period, each guarded.
 
-A duty that fails with a `FleetscaleError` (Redis away, say) is logged once when it
-starts failing and once when it works again — not once per tick — and never stops the
-other duties. Used by the worker's housekeeper and by the controller's reconciler.
+A duty that fails (with a `FleetscaleError`, Redis away, say; or with any other
+exception, a bug, logged with its traceback) is logged once when it starts failing and
+once when it works again — not once per tick — and never stops the other duties.
+Used by the worker's housekeeper and by the controller's reconciler.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ class Duties:
         except FleetscaleError as exc:
             if name not in self.failing:
                 self.log.warning("%s: %s failed: %s", self.who, name, exc)
+                self.failing.add(name)
+            return
+        except Exception:
+            # A bug, not an outage: its traceback is logged, and the other duties go on
+            # (a crashed controller would stop its host's workers; a crashed worker
+            # housekeeper would stop renewing leases and heartbeats).
+            if name not in self.failing:
+                self.log.exception("%s: %s failed unexpectedly", self.who, name)
                 self.failing.add(name)
             return
         if name in self.failing:

@@ -7,6 +7,7 @@ frozen slotted dataclasses; seconds at every boundary, units in the names.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -148,6 +149,11 @@ class Policy:
 
     def validate(self) -> Policy:
         """Check every field; return self so calls chain. Raises ConfigurationError."""
+        for name, value in self.to_dict().items():
+            _require(
+                isinstance(value, int | float) and math.isfinite(value),
+                f"{name}={value!r} must be a finite number",
+            )
         _require(self.target_p99_s > 0, f"target_p99_s={self.target_p99_s} must be > 0, e.g. 500ms")
         _require(
             0 <= self.min <= self.max,
@@ -162,8 +168,9 @@ class Policy:
             f"target_utilisation={self.target_utilisation} must be in (0, 1], e.g. 0.85",
         )
         _require(
-            self.scale_up_step_workers >= 1 and self.scale_up_step_ratio >= 1,
-            "scale_up_step_workers must be ≥ 1 and scale_up_step_ratio ≥ 1, e.g. 4 and 2",
+            self.scale_up_step_workers >= 1 and 1 <= self.scale_up_step_ratio <= 1000,
+            "scale_up_step_workers must be ≥ 1 and scale_up_step_ratio in [1, 1000], "
+            "e.g. 4 and 10",
         )
         _require(
             0 < self.scale_down_step_ratio <= 1,

@@ -1,10 +1,13 @@
-"""Redis-time estimation and the drift-free schedule."""
+"""Redis-time estimation, the drift-free schedule, and the guarded duties on it."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
 from fleetscale.clock import RedisTimeEstimate, Schedule
+from fleetscale.duties import Duties
 
 
 class FakeClock:
@@ -71,3 +74,25 @@ def test_a_late_loop_skips_missed_ticks_instead_of_bursting() -> None:
     assert schedule.due(5.3) == ["tick"]
     assert schedule.due(5.9) == []
     assert schedule.next_deadline() == pytest.approx(6.0)
+
+
+def test_a_duty_that_raises_a_bug_is_logged_once_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("broken")
+        raise OverflowError("cannot convert float infinity to integer")
+
+    duties = Duties(
+        0.0,
+        {"decide": (1.0, broken), "heartbeat": (1.0, lambda: ran.append("heartbeat"))},
+        logging.getLogger("test.duties"),
+        "host-a",
+    )
+    for now_s in (0.0, 1.0, 2.0):
+        duties.run_due(now_s)
+    assert ran == ["broken", "heartbeat"] * 3
+    failures = [r for r in caplog.records if "decide failed unexpectedly" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None

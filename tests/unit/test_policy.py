@@ -613,6 +613,10 @@ BAD = [
     BadSetting("a word for an integer", {"max": "many"}, "max='many'"),
     BadSetting("no change budget", {"change_budget": "0"}, "change_budget"),
     BadSetting("a negative idle period", {"scale_to_zero_after": "-1"}, "scale_to_zero_after_s"),
+    # Infinite growth per period overflowed the rate limit in every leader in turn.
+    BadSetting("an infinite step ratio", {"scale_up_step_ratio": "inf"}, "finite"),
+    BadSetting("a step ratio that overflows", {"scale_up_step_ratio": "1e308"}, "1000"),
+    BadSetting("not a number", {"tolerance": "nan"}, "finite"),
 ]
 
 
