@@ -169,8 +169,7 @@ class Policy:
         )
         _require(
             self.scale_up_step_workers >= 1 and 1 <= self.scale_up_step_ratio <= 1000,
-            "scale_up_step_workers must be ≥ 1 and scale_up_step_ratio in [1, 1000], "
-            "e.g. 4 and 10",
+            "scale_up_step_workers must be ≥ 1 and scale_up_step_ratio in [1, 1000], e.g. 4 and 10",
         )
         _require(
             0 < self.scale_down_step_ratio <= 1,
