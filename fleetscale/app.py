@@ -32,7 +32,8 @@ class TaskOptions:
 
     Attributes:
         max_attempts: runs before the job is dead-lettered (deliveries counted by Redis,
-            so a worker killed mid-job uses up an attempt too).
+            so a worker killed mid-job uses up an attempt too, and so does one killed
+            while it held the job in a prefetched batch).
         timeout_s: the longest one run may take, seconds; then it fails with `JobTimeout`.
     """
 

@@ -32,9 +32,12 @@ class Delivery(NamedTuple):
         deliveries: attempts charged to it so far (Redis's delivery count): for a
             fetched entry, this delivery included; a reclaimed one is charged when a
             worker starts it.
-        charged: False for a reclaimed entry: starting it charges one more attempt
-            (`JobStream.charge`), so an entry its previous holder never started is
-            not counted as a failed attempt.
+        charged: False for a reclaimed entry: the reclaim counts no attempt, starting
+            it charges one (`JobStream.charge`), so reclaiming an entry again and
+            again costs nothing. The fetch that first delivered it counted one,
+            started or not: a worker that dies holding a prefetched batch costs each
+            of its entries an attempt (a batch holds what starts within
+            `prefetch_window_s`).
     """
 
     entry_id: EntryId

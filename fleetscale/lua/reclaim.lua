@@ -1,8 +1,9 @@
 -- Claim entries idle longer than min_idle (their worker is presumed dead) and report
 -- entries deleted while pending, which are lost jobs (REDIS-FACTS).
 -- JUSTID leaves each entry's delivery count as it was: the previous holder may have
--- died before it started the entry (one of a prefetched batch, or a batch it had just
--- reclaimed), so the attempt is charged only when a worker starts it (charge.lua).
+-- died before it started a batch it had just reclaimed, so the attempt is charged
+-- only when a worker starts the entry (charge.lua). (The XREADGROUP that first
+-- delivered an entry counted one, started or not.)
 -- KEYS[1] jobs stream, KEYS[2] lost-entries stream
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] cursor, ARGV[5] count
 -- Returns {next cursor, entries, delivery counts (same order), deleted ids}.

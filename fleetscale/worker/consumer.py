@@ -129,14 +129,14 @@ class Consumer:
         while not self.draining:
             try:
                 handled = self.run_once()
+                if handled == 0 and self.settings.burst and self._nothing_reclaimable():
+                    break
             except FleetscaleError as exc:
                 pause = backoff.next_pause_s()
                 log.warning("%s; retrying in %.1fs", exc, pause)
                 self.wake.wait(pause)
                 continue
             backoff.reset()
-            if handled == 0 and self.settings.burst and self._nothing_reclaimable():
-                break
         self.finish()
 
     def drain(self) -> None:
@@ -191,8 +191,10 @@ class Consumer:
         now = self.monotonic()
         self._unsettled.held_since_s = now
         if now >= self._next_reclaim_s:
-            self._next_reclaim_s = now + self.settings.reclaim_period_s
             reclaimed = self._reclaim()
+            # A full batch may leave more abandoned entries: look again next turn.
+            full = len(reclaimed) == self.batch_size()
+            self._next_reclaim_s = now + (0.0 if full else self.settings.reclaim_period_s)
             if reclaimed:
                 return reclaimed
         block_ms = (
@@ -201,11 +203,13 @@ class Consumer:
         return self.stream.fetch(self.worker_id, self.batch_size(), block_ms)
 
     def _reclaim(self) -> list[Delivery]:
+        # A batch as big as a fetch: claiming more would hide them from idle workers
+        # (their leases are renewed) while this one runs them one after another.
         result = self.stream.reclaim(
             self.worker_id,
             int(self.settings.min_idle_s * 1000),
             self._reclaim_cursor,
-            self.settings.max_batch,
+            self.batch_size(),
         )
         self._reclaim_cursor = result.cursor
         if result.deleted:
@@ -221,8 +225,11 @@ class Consumer:
         return result.deliveries
 
     def _nothing_reclaimable(self) -> bool:
-        self._next_reclaim_s = 0.0
-        return not self._reclaim()
+        """Burst mode's last look before leaving: run whatever a reclaim finds now."""
+        reclaimed = self._reclaim()
+        if reclaimed:
+            self._run_batch(reclaimed)
+        return not reclaimed
 
     # -- one batch ---------------------------------------------------------------------
 

@@ -139,6 +139,54 @@ def test_entries_of_a_dead_consumer_are_reclaimed_after_min_idle(
     assert client.xpending(keys.jobs, GROUP)["pending"] == 0
 
 
+def test_abandoned_slow_jobs_are_shared_by_the_idle_workers_not_claimed_by_one(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # A host died holding 4 one-second jobs. A reclaim takes a batch as big as a fetch
+    # (one slow job), so the second worker gets its share instead of watching.
+    app = App(fleet)
+    ran_by: dict[str, list[int]] = {}
+
+    @app.task
+    def slow(i: int) -> None:
+        ran_by.setdefault(threading.current_thread().name, []).append(i)
+        time.sleep(1.0)
+
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    Producer(fleet, redis_settings.url).submit_many([("slow", (i,), {}) for i in range(4)])
+    assert len(claim_as_ghost(client, keys)) == 4
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.3, reclaim_every_s=0.1)
+    with worker_thread(app, redis_settings, settings), worker_thread(app, redis_settings, settings):
+        wait_until(lambda: sum(map(len, ran_by.values())) == 4, timeout_s=20, what="the jobs")
+    assert sorted(i for jobs in ran_by.values() for i in jobs) == [0, 1, 2, 3]
+    assert len(ran_by) == 2, ran_by
+
+
+def test_a_burst_worker_runs_the_abandoned_jobs_its_last_look_finds(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # Its last look before leaving claims them; it must run them, not leave them
+    # pending under its own name.
+    app = App(fleet)
+    ran: list[int] = []
+
+    @app.task
+    def work(i: int) -> None:
+        ran.append(i)
+        if i == 3:
+            time.sleep(1.0)  # the ghost's entries are idle past min_idle by the end
+
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    producer = Producer(fleet, redis_settings.url)
+    producer.submit_many([("work", (i,), {}) for i in range(3)])
+    assert len(claim_as_ghost(client, keys)) == 3
+    producer.submit("work", (3,))
+    settings = WorkerSettings(block_ms=100, min_idle_s=0.5, reclaim_every_s=30.0)
+    run_burst(app, redis_settings, settings)
+    assert sorted(ran) == [0, 1, 2, 3]
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
+
+
 def test_a_job_whose_deliveries_used_up_its_attempts_is_dead_lettered_unrun(
     fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
 ) -> None:
