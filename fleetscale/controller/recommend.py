@@ -107,9 +107,9 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
     elif slow is not None:
         spread = SPREAD_Z * estimates.rate_spread_per_s()
         band = BAND_Z * estimates.load_rel_sigma() * slow
-        steady = size(slow + spread)
-        up = size(max(0.0, slow + spread - band))
-        down = size(slow + spread + math.hypot(band, spread))
+        steady = keep_last(size(slow + spread), tick.current)
+        up = keep_last(size(max(0.0, slow + spread - band)), tick.current)
+        down = keep_last(size(slow + spread + math.hypot(band, spread)), tick.current)
     surge = size(surge_rate)
     if surge is not None and steady is not None:
         surge = max(surge, steady)
@@ -125,6 +125,18 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
         and not in_grace(state, policy, tick.now_s),
         idle_since_s=idle_since,
     )
+
+
+def keep_last(workers: int | None, current: int) -> int | None:
+    """At least one worker for a fleet that has one: only the idle rule lets it go.
+
+    A rate estimate of exactly zero (a leader that has just started, with nothing
+    arriving over the rate's window) would otherwise size a running fleet at none
+    the tick after it scaled from zero, before any telemetry came in.
+    """
+    if workers is None or current == 0:
+        return workers
+    return max(1, workers)
 
 
 def idle_since_s(tick: Tick) -> float | None:

@@ -400,6 +400,20 @@ def test_idleness_breaks_on_any_arrival_and_restarts_the_idle_period() -> None:
         assert current >= 1, f"went to zero {tick % 50} s after the last arrival"
 
 
+def test_a_leader_starting_on_an_old_backlog_keeps_the_worker_it_started() -> None:
+    # The rate over its window is exactly zero (the backlog is old), so the capacity
+    # model alone would size the fleet at none the tick after the start from zero.
+    backlog = observe(0, backlog=5, head_of_line_age_s=3.0, arrival_rate_per_s=0.0)
+    start = decide(dataclasses.replace(backlog, telemetry_age_s=None), State(), POLICY, NOW_S)
+    assert (start.desired, start.reason) == (1, Reason.SCALE_FROM_ZERO)
+    state, sizes = start.state, []
+    for tick in range(1, 60):
+        decision = decide(idle(1), state, POLICY, NOW_S + tick)
+        state = decision.state
+        sizes.append(decision.desired)
+    assert set(sizes) == {1}, sizes
+
+
 def test_the_rate_limit_lets_the_last_worker_go() -> None:
     step = Step(0, Reason.CAPACITY_DOWN)
     tick = Tick(idle(1), remembered(1, 0.0), POLICY, NOW_S, 1)
