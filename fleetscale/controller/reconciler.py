@@ -284,7 +284,7 @@ class Reconciler:
         counts = self.supervisor.counts()
         target = self._target(counts.running)
         busy = self._busy_pids() if target < counts.running else set()
-        self.supervisor.ensure(target, busy)
+        self.supervisor.ensure(target, busy, capacity=self.settings.capacity)
 
     def _target(self, running: int) -> int:
         plan = self.plan

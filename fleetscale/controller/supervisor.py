@@ -1,12 +1,13 @@
 """The local supervisor: start, watch and stop this host's worker processes.
 
-`ensure(n)` converges to n active workers: it wakes warm spares first (SIGUSR1; they
-are imported, connected and registered, so they take jobs within milliseconds), then
-starts cold workers, and keeps `warm` spares in reserve. It stops starting workers
-first, then idle ones, with SIGTERM (a drain), and SIGKILL after the grace. Workers that
-die are replaced; a worker that cannot start (say an import error) puts further starts
-on an exponential backoff, so a broken app causes no fork storm. Workers report over a
-status pipe and die with the controller (see `fleetscale.worker.lifeline`).
+`ensure(n)` converges to n active workers: it wakes warm spares first (SIGUSR1; they are
+imported, connected and registered, so they take jobs within milliseconds), then starts
+cold workers, and keeps `warm` spares in reserve, within the host's capacity. It stops
+starting workers first, then idle ones, with SIGTERM (a drain), and SIGKILL after the
+grace. Workers that die are replaced; a worker that cannot start (say an import error)
+puts further starts on an exponential backoff, so a broken app causes no fork storm.
+Workers report over a status pipe and die with the controller (see
+`fleetscale.worker.lifeline`).
 
 No Redis here: the supervisor acts only on processes. It is used from one thread.
 """
@@ -273,12 +274,16 @@ class Supervisor:
 
     # -- acting ------------------------------------------------------------------------
 
-    def ensure(self, target: int, busy_pids: Collection[int] = ()) -> None:
+    def ensure(
+        self, target: int, busy_pids: Collection[int] = (), capacity: int | None = None
+    ) -> None:
         """Converge to `target` active workers and the configured warm spares.
 
         Args:
             target: active (consuming or starting) workers wanted on this host.
             busy_pids: workers now running a job; stopped only after idle ones.
+            capacity: the most worker processes on this host, spares included (None:
+                no limit); a full host keeps no spare.
         """
         self.reap()
         active = self._active()
@@ -286,7 +291,8 @@ class Supervisor:
             self._grow(target - len(active))
         elif len(active) > target:
             self._shrink(active, len(active) - target, busy_pids)
-        self._keep_spares()
+        room = self.settings.warm if capacity is None else capacity - max(target, len(active))
+        self._keep_spares(min(self.settings.warm, room))
         self._escalate_stops()
 
     def _grow(self, needed: int) -> None:
@@ -299,9 +305,9 @@ class Supervisor:
             if not self._spawn(warm=False):
                 return
 
-    def _keep_spares(self) -> None:
+    def _keep_spares(self, wanted: int) -> None:
         spares = sum(h.spare and h.phase is not Phase.STOPPING for h in self.workers)
-        for _ in range(self.settings.warm - spares):
+        for _ in range(wanted - spares):
             if not self._spawn(warm=True):
                 return
 

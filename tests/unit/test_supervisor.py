@@ -39,6 +39,18 @@ def test_it_starts_the_workers_asked_for_plus_a_warm_spare(supervisor: Superviso
     assert phases == ["ready", "ready", "ready", "warm"]
 
 
+def test_a_full_host_keeps_no_spare_beyond_its_capacity(supervisor: Supervisor) -> None:
+    def converged(target: int, warm: int) -> bool:
+        supervisor.ensure(target, capacity=2)
+        c = supervisor.counts()
+        return (c.running, c.ready, c.warm) == (target, target, warm)
+
+    wait_until(lambda: converged(1, 1), timeout_s=20, what="1 ready and 1 warm")
+    wait_until(lambda: converged(2, 0), timeout_s=20, what="2 ready, the spare woken")
+    live = [h for h in supervisor.workers if h.phase is not Phase.STOPPING]
+    assert len(live) == 2, [h.phase for h in supervisor.workers]
+
+
 def test_a_scale_up_wakes_the_warm_spare_before_starting_a_cold_one(
     supervisor: Supervisor, launcher: FakeLauncher
 ) -> None:
