@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from fleetscale.controller.supervisor import Launcher, SpawnError, WorkerProcess
+from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import STATUS_FD_ENV
 from fleetscale.worker.zygote import CONTROL_FD_ENV
 
@@ -102,9 +103,9 @@ class ForkServer:
             os.close(read_fd)
         if not line.startswith("ready"):
             self.zygote.kill()
-            self.zygote.wait()
+            code = self.zygote.wait()
             ours.close()
-            raise SpawnError(line.removeprefix("error ") or "the worker fork server exited")
+            raise SpawnError(line.removeprefix("error ") or _silent_exit(code))
         self.control = ours
         return ours
 
@@ -153,6 +154,15 @@ class ForkServer:
                 self.zygote.terminate()
             self.zygote.wait()
             self.zygote = None
+
+
+def _silent_exit(code: int) -> str:
+    """Why a zygote that never reported is gone (its own error went to stderr)."""
+    hint = " (bad --worker-args?)" if code == ExitCode.USAGE else ""
+    return (
+        f"the worker fork server exited with code {code}{hint} before it was ready; "
+        "its error is in this controller's log"
+    )
 
 
 def _first_line(fd: int, process: subprocess.Popen[bytes], timeout_s: float) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from fleetscale.controller.supervisor import Phase, Supervisor, SupervisorSettings
+from fleetscale.controller.forkserver import ForkServer
+from fleetscale.controller.supervisor import Phase, SpawnError, Supervisor, SupervisorSettings
 from tests.support.launcher import FakeLauncher
 from tests.support.procs import wait_until
 
@@ -116,3 +119,14 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace() -> None:
 
     wait_until(gone, timeout_s=10, what="the stubborn worker to be killed")
     assert handle.process.returncode == -9
+
+
+def test_a_fork_server_that_dies_before_it_is_ready_says_with_what_code() -> None:
+    # A bad worker option makes the zygote (`fleetscale worker APP --zygote ...`) exit 2
+    # before it reports; its own message goes to the controller's stderr.
+    def start_zygote(status_fd: int, control_fd: int) -> subprocess.Popen[bytes]:
+        script = "raise SystemExit(2)"  # holds the status pipe open until it exits
+        return subprocess.Popen([sys.executable, "-c", script], pass_fds=(status_fd,))
+
+    with pytest.raises(SpawnError, match=r"exited with code 2 \(bad --worker-args\?\)"):
+        ForkServer(start_zygote)(warm=False, status_fd=0)
