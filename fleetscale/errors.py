@@ -9,7 +9,14 @@ from __future__ import annotations
 
 
 class FleetscaleError(Exception):
-    """Raised for every failure fleetscale reports; the root of all its errors."""
+    """Raised for every failure fleetscale reports; the root of all its errors.
+
+    Attributes:
+        submitted: set only on an error raised by `Producer.submit_many`: the ids of
+            the jobs it had submitted before failing, in order (possibly empty).
+    """
+
+    submitted: list[str]
 
 
 class ConfigurationError(FleetscaleError):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import replace
 from typing import Any, TypeAlias
 
@@ -28,7 +29,7 @@ from fleetscale.config import (
     RedisSettings,
     resolve_redis_url,
 )
-from fleetscale.errors import ConfigurationError, Overloaded, SubmitError
+from fleetscale.errors import ConfigurationError, FleetscaleError, Overloaded, SubmitError
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.store import connect, redis_errors, script
@@ -67,6 +68,24 @@ def _check_task_name(task: str) -> str:
     if not isinstance(task, str) or not task:
         raise SubmitError(f"bad task name {task!r}: use the registered task's name")
     return task
+
+
+def _delay_ms(delay_s: float) -> int:
+    """`delay_s` seconds as whole milliseconds. Refuses a negative, NaN (it fails both
+    comparisons) or infinite delay, and one so large its milliseconds are infinite."""
+    delay_ms = delay_s * 1000
+    if not 0 <= delay_ms < math.inf:
+        raise SubmitError(f"bad delay_s={delay_s!r}: use a finite number of seconds ≥ 0")
+    return round(delay_ms)
+
+
+def _note_submitted(exc: FleetscaleError, submitted: list[str], total: str) -> None:
+    """Record on `exc`, raised part-way through `submit_many`, the jobs already in."""
+    exc.submitted = submitted
+    exc.args = (
+        f"{exc}; the first {len(submitted)} of {total} jobs were submitted before this "
+        "(their ids are in the error's `submitted`)",
+    )
 
 
 class Producer:
@@ -133,7 +152,8 @@ class Producer:
             job_id: your id for the job; submitting the same job again while the id is
                 remembered (`dedup_ttl_s`) does not create a second job, and a different
                 job under a remembered id raises `SubmitError`.
-            delay_s: run no earlier than this many seconds from now (Redis time).
+            delay_s: run no earlier than this many seconds from now (Redis time); a
+                finite number ≥ 0.
             timeout_s: with `max_backlog`, wait up to this long for room, seconds.
 
         Raises:
@@ -142,8 +162,7 @@ class Producer:
             SubmitError: bad arguments, or `job_id` in use by a different job;
                 RedisUnavailable and others: Redis trouble.
         """
-        if delay_s < 0:
-            raise SubmitError(f"bad delay_s={delay_s}: must be ≥ 0")
+        delay_ms = _delay_ms(delay_s)
         job = Job(
             job_id=_check_job_id(job_id) if job_id is not None else self._ids.next(),
             task=_check_task_name(task),
@@ -151,23 +170,23 @@ class Producer:
             kwargs=dict(kwargs or {}),
         )
         payload = encode_job(job, self.settings.max_payload_bytes)
-        if job_id is None and delay_s == 0 and self.settings.max_backlog is None:
+        if job_id is None and delay_ms == 0 and self.settings.max_backlog is None:
             self.stream.add([payload])
             return job.job_id
         deadline = time.monotonic() + (timeout_s or 0.0)
         self._until_admitted(
-            lambda: self._run_submit(payload, job_id, delay_s), deadline, timeout_s
+            lambda: self._run_submit(payload, job_id, delay_ms), deadline, timeout_s
         )
         return job.job_id
 
-    def _run_submit(self, payload: bytes, job_id: str | None, delay_s: float) -> int | None:
+    def _run_submit(self, payload: bytes, job_id: str | None, delay_ms: int) -> int | None:
         """Run the submit script; None when admitted, else the backlog that refused it."""
         keys = [self.keys.jobs, self.keys.delayed]
         if job_id is not None:
             keys.append(self.keys.job_id(job_id))
         args: list[EncodableT] = [
             payload,
-            round(delay_s * 1000),
+            delay_ms,
             int(self.settings.dedup_ttl_s),
             self.settings.max_backlog or 0,
             GROUP,
@@ -189,19 +208,33 @@ class Producer:
 
         With `max_backlog`, the backlog is checked once per chunk of `chunk` jobs, and a
         chunk is admitted whole. Use `submit` for explicit job ids or delays.
+
+        Raises:
+            Overloaded, SubmitError, RedisUnavailable and others, as `submit` does, also
+            part-way through: the chunks before the failing one are in Redis by then. The
+            error's `submitted` attribute lists their job ids in order (empty when none
+            went in) and its message says how many of how many jobs went in; resubmit
+            only the others. After `RedisUnavailable`, jobs of the failing chunk may be in
+            too (its reply may have been lost).
         """
         ids: list[str] = []
+        added = 0
         batch: list[bytes] = []
-        for spec in jobs:
-            task, args, kwargs = spec
-            job = Job(self._ids.next(), _check_task_name(task), tuple(args), dict(kwargs))
-            batch.append(encode_job(job, self.settings.max_payload_bytes))
-            ids.append(job.job_id)
-            if len(batch) >= chunk:
+        try:
+            for spec in jobs:
+                task, args, kwargs = spec
+                job = Job(self._ids.next(), _check_task_name(task), tuple(args), dict(kwargs))
+                batch.append(encode_job(job, self.settings.max_payload_bytes))
+                ids.append(job.job_id)
+                if len(batch) >= chunk:
+                    self._add_chunk(batch, timeout_s)
+                    added, batch = len(ids), []
+            if batch:
                 self._add_chunk(batch, timeout_s)
-                batch = []
-        if batch:
-            self._add_chunk(batch, timeout_s)
+        except FleetscaleError as exc:
+            total = str(len(jobs)) if isinstance(jobs, Sized) else f"at least {len(ids)}"
+            _note_submitted(exc, ids[:added], total)
+            raise
         return ids
 
     def _add_chunk(self, payloads: list[bytes], timeout_s: float | None) -> None:

@@ -24,6 +24,7 @@ from redis.retry import Retry
 
 from fleetscale.config import RedisSettings, redact_url
 from fleetscale.errors import (
+    ConfigurationError,
     FleetscaleError,
     RedisAuthError,
     RedisCommandError,
@@ -54,6 +55,10 @@ def connect(
             client sending writes that are not idempotent (a producer's XADD) must
             say False: a retry would add the job twice (found by the fault suite:
             Redis frozen 2-4 s made one successful submit run twice).
+
+    Raises:
+        ConfigurationError: bad settings, or a URL option redis-py cannot parse (such
+            as `?db=abc` or `?max_connections=zero`).
     """
     settings.validate()
     retry = Retry(
@@ -63,16 +68,23 @@ def connect(
         if not retry_timeouts
         else (redis.ConnectionError, redis.TimeoutError, socket.timeout),
     )
-    client: Client = redis.Redis.from_url(
-        settings.url,
-        socket_timeout=settings.socket_timeout_s + block_s,
-        socket_connect_timeout=settings.connect_timeout_s,
-        socket_keepalive=True,
-        socket_keepalive_options=_keepalive_options(),
-        retry=retry,
-        health_check_interval=int(settings.health_check_interval_s),
-        decode_responses=False,
-    )
+    try:
+        client: Client = redis.Redis.from_url(
+            settings.url,
+            socket_timeout=settings.socket_timeout_s + block_s,
+            socket_connect_timeout=settings.connect_timeout_s,
+            socket_keepalive=True,
+            socket_keepalive_options=_keepalive_options(),
+            retry=retry,
+            health_check_interval=int(settings.health_check_interval_s),
+            decode_responses=False,
+        )
+    except ValueError as exc:
+        reason = _scrub(str(exc), settings.url).rstrip(".")
+        raise ConfigurationError(
+            f"bad Redis URL {redact_url(settings.url)!r}: {reason}; db, max_connections "
+            "and socket_read_size take whole numbers"
+        ) from None
     return client
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +22,7 @@ from fleetscale.errors import (
 )
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import FleetKeys
-from fleetscale.producer import Producer
+from fleetscale.producer import JobSpec, Producer
 from fleetscale.store import Client
 from tests.support.inproc import worker_thread
 from tests.support.procs import wait_until
@@ -85,6 +87,37 @@ def test_submit_many_pipelines_jobs_in_order(
     assert [j.job_id for j in stream_jobs(client, keys)] == ids
 
 
+def test_submit_many_failing_part_way_says_which_jobs_went_in(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # The backlog is checked per chunk: 0 and 2 are below 3, so two chunks go in and
+    # the third is refused. A caller retrying must not resubmit the first four.
+    producer = Producer(fleet, redis_settings.url, max_backlog=3)
+    with pytest.raises(Overloaded, match="the first 4 of 5 jobs were submitted") as caught:
+        producer.submit_many([("noop", (i,), {}) for i in range(5)], chunk=2)
+    assert caught.value.submitted == [j.job_id for j in stream_jobs(client, keys)]
+    assert [j.args for j in stream_jobs(client, keys)] == [[0], [1], [2], [3]]
+    with pytest.raises(Overloaded, match="the first 0 of 1 jobs") as caught:
+        producer.submit_many([("noop", (), {})])
+    assert caught.value.submitted == []
+
+
+@pytest.mark.timeout(30)
+def test_submit_many_cut_off_by_redis_going_down_says_which_jobs_went_in(
+    private_redis: EmbeddedRedis, fleet: str
+) -> None:
+    producer = Producer(fleet, private_redis.url)
+
+    def jobs() -> Iterator[JobSpec]:
+        yield from [("noop", (0,), {}), ("noop", (1,), {})]
+        private_redis.kill()  # after the first chunk went in
+        yield ("noop", (2,), {})
+
+    with pytest.raises(RedisUnavailable, match="the first 2 of at least 3 jobs") as caught:
+        producer.submit_many(jobs(), chunk=2)
+    assert len(caught.value.submitted) == 2
+
+
 def test_overloaded_is_raised_at_max_backlog_with_a_retry_hint(
     fleet: str, redis_settings: RedisSettings
 ) -> None:
@@ -135,6 +168,28 @@ def test_bad_arguments_are_refused_with_a_clear_message(producer: Producer) -> N
         producer.submit("")
     with pytest.raises(SubmitError, match="delay_s"):
         producer.submit("resize", delay_s=-1)
+
+
+@pytest.mark.parametrize("delay_s", [float("nan"), float("inf"), float("-inf"), 1e306, -0.5])
+@pytest.mark.parametrize("job_id", [None, "j-1"])
+def test_a_negative_or_non_finite_delay_is_refused_naming_it(
+    producer: Producer, client: Client, keys: FleetKeys, delay_s: float, job_id: str | None
+) -> None:
+    with pytest.raises(SubmitError, match=re.escape(f"bad delay_s={delay_s!r}")):
+        producer.submit("mail.send", delay_s=delay_s, job_id=job_id)
+    assert client.exists(keys.jobs, keys.delayed) == 0
+
+
+def test_a_dict_key_that_is_not_a_str_is_refused_at_submit_not_dead_lettered(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    # msgpack packs an int key, but a worker unpacks with strict_map_key and would
+    # dead-letter the job as "payload is not msgpack".
+    with pytest.raises(SubmitError, match=r"dict key that is not a str, 17 \(int\)"):
+        producer.submit("t", args=({17: 0.5},))
+    with pytest.raises(SubmitError, match="dict key that is not a str"):
+        producer.submit_many([("t", ("ok",), {}), ("t", (), {"w": {None: 1}})])
+    assert client.exists(keys.jobs) == 0
 
 
 @pytest.mark.timeout(30)

@@ -23,6 +23,31 @@ def test_unencodable_arguments_are_refused_with_the_task_named() -> None:
         encode_job(Job("i", "resize", (object(),)), 1 << 20)
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        (({17: 0.5},), {}, "17 (int)"),
+        ((), {"w": [{"a": 1}, {None: 2}]}, "None (NoneType)"),
+        (([{(1, 2): 0}],), {}, "(1, 2) (tuple)"),
+        ((), {3: "x"}, "3 (int)"),
+    ],
+)
+def test_a_dict_key_that_is_not_a_str_is_refused_with_the_key_named(
+    args: tuple[object, ...], kwargs: dict[object, object], named: str
+) -> None:
+    # msgpack packs any key, but decode_job unpacks with strict_map_key: a worker
+    # would dead-letter the job as "payload is not msgpack".
+    with pytest.raises(SubmitError) as caught:
+        encode_job(Job("i", "resize", args, kwargs), 1 << 20)
+    assert f"'resize' hold a dict key that is not a str, {named}" in str(caught.value)
+
+
+def test_str_and_bytes_dict_keys_at_any_depth_are_accepted() -> None:
+    job = Job("i", "t", ({"a": {b"raw": [{"b": 1}]}},), {"k": {"x": None}})
+    back = decode_job({JOB_FIELD: encode_job(job, 1 << 20)}, 1 << 20)
+    assert (back.args, back.kwargs) == ([{"a": {b"raw": [{"b": 1}]}}], {"k": {"x": None}})
+
+
 def test_an_oversized_job_is_refused_with_its_size() -> None:
     with pytest.raises(PayloadTooLarge, match="bytes"):
         encode_job(Job("i", "t", ("x" * 2000,)), 1000)

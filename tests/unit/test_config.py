@@ -14,6 +14,7 @@ from fleetscale.config import (
     resolve_redis_url,
 )
 from fleetscale.errors import ConfigurationError
+from fleetscale.store import connect
 
 
 @pytest.mark.parametrize(
@@ -97,6 +98,27 @@ def test_url_options_that_override_what_fleetscale_sets_are_refused_by_name(
 def test_url_options_that_change_no_guarantee_are_kept() -> None:
     url = "rediss://db:6380/0?db=2&client_name=w&max_connections=8&ssl_cert_reqs=required"
     assert RedisSettings(url=url).validate().url == url
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("db=abc", "'db'"),
+        ("max_connections=zero", "'max_connections'"),
+        ("max_connections=-1", "max_connections"),
+        ("socket_read_size=1.5", "'socket_read_size'"),
+    ],
+)
+def test_a_url_option_with_a_bad_value_is_refused_when_connecting_without_the_password(
+    query: str, named: str
+) -> None:
+    # redis-py raises a plain ValueError for these; connect() does no I/O.
+    url = f"redis://worker:s3cret@db:6379/0?{query}"
+    with pytest.raises(ConfigurationError, match=named) as caught:
+        connect(RedisSettings(url=url))
+    message = str(caught.value)
+    assert f"bad Redis URL 'redis://worker:***@db:6379/0?{query}'" in message
+    assert "s3cret" not in message and "\n" not in message
 
 
 @pytest.mark.parametrize("name", ["password", "ssl_password"])
