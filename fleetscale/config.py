@@ -6,11 +6,14 @@ the environment at import; `resolve_redis_url` takes the environment as an argum
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from redis.connection import SSLConnection
 
 from fleetscale.errors import ConfigurationError
 
@@ -25,10 +28,16 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/?#]*):.*@")
 _ENCODE_HINT = "percent-encode # / ? @ : in the user name and password (# as %23, / as %2F)"
 _QUERY_PASSWORD = re.compile(r"([?&][a-z_]*password=)[^&#]*")
 _URL_OPTIONS = frozenset({"db", "client_name", "max_connections", "socket_read_size"})
-"""Query parameters a Redis URL may carry besides `ssl_*` ones. redis-py lets the URL's
+"""Query parameters a Redis URL may carry besides the TLS ones. redis-py lets the URL's
 query override any client argument, so `?socket_timeout=` would undo the bounded
 timeouts, and `?decode_responses=` or `?protocol=` would change the replies fleetscale
 parses; those are refused."""
+
+_TLS_OPTIONS = frozenset(
+    name for name in inspect.signature(SSLConnection.__init__).parameters if name.startswith("ssl_")
+)
+"""The `ssl_*` query parameters a `rediss://` URL may carry: those redis-py's TLS
+connection takes (another would fail at the first command)."""
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -97,10 +106,16 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
-def _check_url_options(query: str, shown: str) -> None:
-    """Refuse URL query parameters that would override what fleetscale sets itself."""
+def _check_url_options(scheme: str, query: str, shown: str) -> None:
+    """Refuse URL query parameters that would override what fleetscale sets itself,
+    and TLS options redis-py does not know or a URL without TLS cannot use."""
     names = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True)})
-    refused = [n for n in names if n not in _URL_OPTIONS and not n.startswith("ssl_")]
+    tls = [n for n in names if n in _TLS_OPTIONS]
+    _require(
+        not tls or scheme == "rediss",
+        f"bad Redis URL {shown!r}: {', '.join(tls)} need TLS; use rediss://",
+    )
+    refused = [n for n in names if n not in _URL_OPTIONS and n not in _TLS_OPTIONS]
     if {"username", "password"} & set(refused):
         raise ConfigurationError(
             f"bad Redis URL {shown!r}: put the user and password before the host, "
@@ -110,7 +125,7 @@ def _check_url_options(query: str, shown: str) -> None:
         not refused,
         f"bad Redis URL {shown!r}: remove {', '.join(refused)} from its query; fleetscale "
         "sets its own timeouts, retries and reply format (the query may hold "
-        f"{', '.join(sorted(_URL_OPTIONS))} and ssl_* options)",
+        f"{', '.join(sorted(_URL_OPTIONS))} and, with rediss://, redis-py's ssl_* options)",
     )
 
 
@@ -157,7 +172,7 @@ class RedisSettings:
             f"bad Redis URL {shown!r}: a character in the password ends the host part; "
             + _ENCODE_HINT,
         )
-        _check_url_options(parts.query, shown)
+        _check_url_options(parts.scheme, parts.query, shown)
         _require(self.socket_timeout_s > 0, "socket_timeout_s must be > 0")
         _require(self.connect_timeout_s > 0, "connect_timeout_s must be > 0")
         _require(0 <= self.retries <= 5, "retries must be between 0 and 5")

@@ -95,6 +95,19 @@ def test_url_options_that_override_what_fleetscale_sets_are_refused_by_name(
         RedisSettings(url=f"redis://db:6379/0?{query}").validate()
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://db:6379/0?ssl_cert_reqs=none", "need TLS; use rediss://"),
+        ("rediss://db:6380/0?ssl_ca_cert=/ca.pem", "remove ssl_ca_cert"),  # a typo
+    ],
+)
+def test_tls_options_need_tls_and_a_name_redis_py_knows(url: str, message: str) -> None:
+    # Either would pass to redis-py and fail with a TypeError at the first command.
+    with pytest.raises(ConfigurationError, match=message):
+        RedisSettings(url=url).validate()
+
+
 def test_url_options_that_change_no_guarantee_are_kept() -> None:
     url = "rediss://db:6380/0?db=2&client_name=w&max_connections=8&ssl_cert_reqs=required"
     assert RedisSettings(url=url).validate().url == url
