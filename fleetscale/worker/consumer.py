@@ -314,10 +314,17 @@ class Consumer:
             self._dead(delivery, failure.reason, failure.traceback, attempt, job)
 
     def _call(self, task: Task[Any, Any], job: Job, started: float) -> Failure | None:
-        if self.watchdog is not None:
-            self.watchdog.arm(task.options.timeout_s, started)
+        watchdog = self.watchdog
+        if watchdog is not None:
+            watchdog.arm(task.options.timeout_s, started)
         try:
-            task.fn(*job.args, **job.kwargs)
+            try:
+                task.fn(*job.args, **job.kwargs)
+            finally:
+                # Inside the outer try: the alarm may land after the task returned and
+                # before the watchdog knows it; that is a timeout too, not a crash.
+                if watchdog is not None:
+                    watchdog.disarm()
             return None
         except JobTimeout as exc:
             return Failure(f"JobTimeout: {exc}", traceback.format_exc(), retriable=True)
@@ -325,9 +332,6 @@ class Consumer:
             if isinstance(exc, TypeError) and not task.accepts(job.args, job.kwargs):
                 return Failure(f"arguments do not fit task {task.name!r}: {exc}", "", False)
             return Failure(f"{type(exc).__name__}: {exc}", traceback.format_exc(), True)
-        finally:
-            if self.watchdog is not None:
-                self.watchdog.disarm()
 
     def _retry(self, delivery: Delivery, job: Job, attempt: int, failure: Failure) -> None:
         base = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
