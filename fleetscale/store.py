@@ -120,6 +120,11 @@ def redis_errors(url: str) -> Iterator[None]:
             "later, or raise maxmemory"
         ) from None
     except redis.ResponseError as exc:
+        if "DB index is out of range" in str(exc):  # the SELECT a client sends on connecting
+            raise ConfigurationError(
+                f"Redis at {where} has no database of that number (DB index is out of "
+                "range); use a /DB in the URL below its `databases` setting (16 by default)"
+            ) from None
         raise RedisCommandError(f"Redis at {where} refused a command: {exc}") from None
     except redis.RedisError as exc:
         raise FleetscaleError(f"Redis at {where}: {_scrub(str(exc), url)}") from None

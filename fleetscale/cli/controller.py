@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import sys
 
@@ -23,6 +24,14 @@ from fleetscale.controller.reconciler import ControllerSettings
 from fleetscale.controller.supervisor import SupervisorSettings
 from fleetscale.errors import AppImportError
 from fleetscale.keys import validate_fleet_name
+
+
+def _shell_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """Click callback: split `--worker-args` as a shell would, or refuse it."""
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} in {value!r}", ctx=ctx, param=param) from None
 
 
 def _fleet_of(app_path: str, fleet: str | None) -> str:
@@ -64,7 +73,8 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option(
     "--capacity",
     type=click.IntRange(min=0),
-    help="Most workers on this host [default: CPUs allowed by affinity and cgroup quota].",
+    help="Most worker processes on this host, warm spares included [default: CPUs "
+    "allowed by affinity and cgroup quota].",
 )
 @click.option(
     "--host-id",
@@ -78,7 +88,8 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
     type=click.IntRange(min=0),
     default=1,
     show_default=True,
-    help="Warm spare workers: connected, taking jobs within milliseconds of a scale-up.",
+    help="Warm spare workers: connected, taking jobs within milliseconds of a scale-up "
+    "(within --capacity: a full host keeps none).",
 )
 @click.option(
     "--tick",
@@ -107,6 +118,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option(
     "--worker-args",
     default="",
+    callback=_shell_words,
     metavar="ARGS",
     help="Extra `fleetscale worker` arguments, e.g. '--min-idle 10s'.",
 )
@@ -148,7 +160,7 @@ def controller_command(
     tick: float,
     lease_ttl: float,
     stop_grace: float,
-    worker_args: str,
+    worker_args: tuple[str, ...],
     worker_redis_url: str | None,
     metrics_port: int | None,
     spawn: str,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from fleetscale.cli.options import logging_options, reports_errors, to_seconds
+from fleetscale.cli.options import logging_options, plot_option, reports_errors, to_seconds
 from fleetscale.cli.root import main
 from fleetscale.demo.plot import save_plot
 from fleetscale.demo.run import DemoSettings, run_demo
@@ -71,9 +71,7 @@ class LiveView:
 @click.option(
     "--redis-url", metavar="URL", help="Use this Redis instead of starting a private one."
 )
-@click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save a picture of the run."
-)
+@plot_option("Save a picture of the run.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary and timeline as one JSON object."
 )

@@ -76,7 +76,8 @@ def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) ->
 @click.pass_obj
 @reports_errors
 def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> None:
-    """Send the fleet's dead letters back to the queue (all, or the given letter IDS).
+    """Send the fleet's dead letters back to the queue: every one, or only the given
+    letter IDS (`<ms>-<seq>`, as `dlq list` shows them).
 
     \b
     Example:

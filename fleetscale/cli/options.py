@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -34,6 +35,34 @@ def to_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float 
         return parse_duration(value)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def writable_parent(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback for an output file: its directory must exist and be writable.
+
+    Checked when the command line is read, so a long run never ends in a failed write.
+    """
+    if value is None:
+        return None
+    if not value.name:
+        raise click.BadParameter("give a file name, e.g. run.png", ctx, param)
+    parent = value.parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"directory {str(parent)!r} does not exist", ctx, param)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"directory {str(parent)!r} is not writable", ctx, param)
+    return value
+
+
+def plot_option(help_text: str, name: str = "plot") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--plot FILE`: a PNG to write, its directory checked up front."""
+    return click.option(
+        "--plot",
+        name,
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        callback=writable_parent,
+        help=help_text,
+    )
 
 
 def fleet_argument(fn: Callable[P, R]) -> Callable[P, R]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
+import math
+from pathlib import Path
 
 import click
 
+from fleetscale.cli.options import fail, plot_option, to_seconds
 from fleetscale.cli.root import main
-from fleetscale.config import parse_duration
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
 from fleetscale.sim.engine import SimConfig
@@ -17,30 +18,35 @@ from fleetscale.sim.scaler import POLICIES
 from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
 from fleetscale.sim.trace import SHIPPED, load_trace
 
+MAX_SERVICE_CV = 1000.0
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ConfigurationError as error:
-        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Click callback: refuse NaN, inf and a cv above `MAX_SERVICE_CV` (whose square
+    overflows the lognormal); the simulator refuses a negative one."""
+    if value is None or (math.isfinite(value) and value <= MAX_SERVICE_CV):
+        return value
+    raise click.BadParameter(
+        f"{value} must be a finite number ≤ {MAX_SERVICE_CV:g} (0 = constant, 1 ≈ exponential)",
+        ctx=ctx,
+        param=param,
+    )
 
 
 @main.command("simulate")
 @click.option("--trace", "trace_name", required=True, help=f"{', '.join(SHIPPED)}, or a CSV path.")
 @click.option("--policy", "policy_name", default="default", show_default=True,
               type=click.Choice(POLICIES), help="Scaler to run.")  # fmt: skip
-@click.option("--plot", "plot_path", default=None, help="Write a PNG here (needs matplotlib).")
+@plot_option("Write a PNG here (needs matplotlib).", "plot_path")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--target-p99", default="500ms", show_default=True, callback=_duration)
-@click.option("--service-time", default=None, callback=_duration,
+@click.option("--target-p99", default="500ms", show_default=True, callback=to_seconds)
+@click.option("--service-time", default=None, callback=to_seconds,
               help="Mean run time [trace's, else 200ms].")  # fmt: skip
-@click.option("--service-cv", type=float, default=None,
+@click.option("--service-cv", type=float, default=None, callback=_service_cv,
               help="Run-time cv; lognormal when > 0, constant at 0 [trace's, else 1].")  # fmt: skip
-@click.option("--startup", default="1s", show_default=True, callback=_duration,
+@click.option("--startup", default="1s", show_default=True, callback=to_seconds,
               help="Cold start-up of a worker.")  # fmt: skip
-@click.option("--period", default="1s", show_default=True, callback=_duration,
+@click.option("--period", default="1s", show_default=True, callback=to_seconds,
               help="Decision period of the default policy.")  # fmt: skip
 @click.option("--min", "min_workers", type=int, default=0, show_default=True)
 @click.option("--max", "max_workers", type=int, default=None,
@@ -50,7 +56,7 @@ def simulate(
     *,
     trace_name: str,
     policy_name: str,
-    plot_path: str | None,
+    plot_path: Path | None,
     as_json: bool,
     target_p99: float,
     service_time: float | None,
@@ -81,13 +87,12 @@ def simulate(
             target_p99_s=target_p99, period_s=period, startup=StartUp(cold_s=startup), seed=seed
         )
         outcome = run_scenario(trace, policy_name, policy=policy, service=service, config=config)
-        if plot_path:
+        if plot_path is not None:
             from fleetscale.sim.plot import plot_outcome  # noqa: PLC0415 - optional extra
 
             plot_outcome(outcome, plot_path, target_p99)
     except ConfigurationError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(str(error), ExitCode.USAGE)
     summary = outcome.summary.to_dict()
     if as_json:
         click.echo(json.dumps(summary))

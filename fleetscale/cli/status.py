@@ -122,14 +122,19 @@ def status_command(
     settings = redis_settings(redis_url)
     client = connect(settings)
     keys = FleetKeys(fleet)
-    while True:
-        status = read_status(client, keys, settings.url, window_s=window)
-        if as_json:
-            click.echo(json.dumps(status))
-        else:
-            if watch:
-                click.clear()
-            click.echo(render(status))
+    try:
+        while True:
+            status = read_status(client, keys, settings.url, window_s=window)
+            if as_json:
+                click.echo(json.dumps(status))
+            else:
+                if watch:
+                    click.clear()
+                click.echo(render(status))
+            if not watch:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
         if not watch:
-            return
-        time.sleep(interval)
+            raise
+        # Ctrl-C is how --watch ends: a success, ended quietly.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import signal
 import threading
 from collections.abc import Sequence
@@ -47,7 +46,7 @@ class ControllerOptions:
         flags: the policy from the command line (seeds the fleet's policy).
         settings: the reconciler's settings.
         supervisor: the supervisor's settings.
-        worker_args: extra `fleetscale worker` arguments, as one shell string.
+        worker_args: extra `fleetscale worker` arguments, one word each.
         worker_redis_url: the Redis URL of the workers it starts (with the worker ACL
             user); None for the controller's own.
         metrics_port: serve Prometheus metrics here; None for none.
@@ -60,7 +59,7 @@ class ControllerOptions:
     flags: Policy
     settings: ControllerSettings
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
-    worker_args: str = ""
+    worker_args: tuple[str, ...] = ()
     worker_redis_url: str | None = None
     metrics_port: int | None = None
     strict: bool = False
@@ -108,7 +107,7 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
         options.app_path,
         options.worker_redis_url or redis.url,
         options.settings.host_id,
-        shlex.split(options.worker_args),
+        options.worker_args,
     )
     launcher = fork_launcher(run) if options.fork else exec_launcher(run)
     candidate = lease_id(options.settings.host_id)

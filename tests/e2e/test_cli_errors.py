@@ -4,18 +4,24 @@ named exit code."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from fleetscale import Producer
 from fleetscale.cli import main
+from fleetscale.cli.options import exit_code_for
+from fleetscale.config import RedisSettings
 from fleetscale.embedded import EmbeddedRedis
+from fleetscale.errors import RedisCommandError
 from fleetscale.exitcode import ExitCode
-from tests.support.procs import REPO
+from tests.support.procs import REPO, Processes, wait_until
 
 
 def every_command(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -112,3 +118,67 @@ def test_an_unknown_fleet_is_one_line_and_a_usage_exit(redis_url: str) -> None:
 def test_an_unknown_command_or_option_is_one_line_and_a_usage_exit() -> None:
     assert_one_line(run("stauts"), ExitCode.USAGE, "No such command", "--help")
     assert_one_line(run("status", "media", "--wtach"), ExitCode.USAGE, "--wtach", "--help")
+
+
+def test_a_bad_dead_letter_id_is_one_line_and_a_usage_exit(redis_url: str) -> None:
+    result = run("dlq", "media", "replay", "1700000000000-0", "foo", "--redis-url", redis_url)
+    assert_one_line(result, ExitCode.USAGE, "'foo'", "<ms>-<seq>")
+    assert "replayed" not in result.stdout, "nothing is replayed when an id is bad"
+
+
+def test_unbalanced_worker_args_are_one_line_and_a_usage_exit_before_connecting() -> None:
+    result = run(
+        "controller", "tests.apps.ledger:app", "--worker-args", '--min-idle "10s',
+        "--redis-url", "redis://127.0.0.1:1/0",
+    )  # fmt: skip
+    assert_one_line(result, ExitCode.USAGE, "--worker-args", "No closing quotation")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--service-cv", "nan"), ("--service-cv", "inf"), ("--service-cv", "-inf"),
+     ("--service-cv", "1e200"), ("--service-time", "nan"), ("--target-p99", "inf"),
+     ("--startup", "nan"), ("--period", "inf")],
+)  # fmt: skip
+def test_a_non_finite_simulate_number_is_one_line_and_a_usage_exit(option: str, value: str) -> None:
+    assert_one_line(run("simulate", "--trace", "step", option, value), ExitCode.USAGE, option)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("simulate", "--trace", "step"), ("demo", "--duration", "10s")],
+    ids=["simulate", "demo"],
+)
+@pytest.mark.parametrize("plot", ["missing/x.png", ""], ids=["missing directory", "no file name"])
+def test_a_plot_path_that_cannot_be_written_is_one_line_and_a_usage_exit_before_running(
+    tmp_path: Path, command: tuple[str, ...], plot: str
+) -> None:
+    result = run(*command, "--plot", str(tmp_path / plot) if plot else plot)
+    assert_one_line(result, ExitCode.USAGE, "--plot")
+    assert result.stdout == "", "the run must not start"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_database_number_redis_does_not_have_is_one_line_and_a_usage_exit(
+    redis_url: str,
+) -> None:
+    url = urlsplit(redis_url)._replace(path="/99").geturl()
+    assert_one_line(run("status", "media", "--redis-url", url), ExitCode.USAGE, "DB index", "/99")
+
+
+def test_other_refused_commands_stay_unexpected_failures() -> None:
+    refused = RedisCommandError("Redis at redis://h/0 refused a command: WRONGTYPE Operation")
+    assert exit_code_for(refused) == ExitCode.FAILURE
+
+
+def test_ctrl_c_ends_status_watch_quietly_with_exit_0(
+    procs: Processes, fleet: str, redis_settings: RedisSettings
+) -> None:
+    Producer(fleet, redis_settings.url).submit("work")
+    watch = procs.fleetscale(
+        "status", fleet, "--watch", "--interval", "100ms", "--redis-url", redis_settings.url
+    )
+    wait_until(lambda: watch.output().count(f"fleet {fleet}") >= 2, what="two refreshes")
+    watch.signal(signal.SIGINT)
+    assert watch.wait(timeout_s=10) == ExitCode.OK, watch.output()
+    assert "aborted" not in watch.output() and "Traceback" not in watch.output()
