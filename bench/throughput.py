@@ -8,8 +8,9 @@ payload for raw and fleetscale:
   on and off, vs two bare consumers (XREADGROUP COUNT 256 + one XACK per batch).
 
 Drain rates are timed from the Redis side (the group's entries-read, polled) between 5 %
-and 95 % of the jobs, so process start-up is not counted. Each measurement is repeated
-and the median kept. Usage: `python -m bench.throughput [--jobs 200000] [--repeats 3]`.
+and 95 % of the jobs, so process start-up is not counted. Each measurement is repeated;
+rates are medians, ratios medians of the ratios within each repeat. Usage: `python -m
+bench.throughput [--jobs 200000] [--repeats 3]`.
 """
 
 from __future__ import annotations
@@ -142,10 +143,13 @@ def run(jobs: int, repeats: int) -> dict[str, list[float]]:
         for r in range(repeats):
             print(f"repeat {r + 1}/{repeats}", file=sys.stderr)
             fresh_stream(client, keys, url)
+            # Each measurement next to its baseline, so their ratio is a fair pair.
             results["raw_xadd"].append(jobs / raw_xadd(client, keys.jobs, payload, jobs))
-            results["raw_drain"].append(timed_drain(client, keys.jobs, jobs, raw_consumers))
             fresh_stream(client, keys, url)
             results["submit_many"].append(jobs / fleetscale_submit(producer, jobs))
+            results["raw_drain"].append(timed_drain(client, keys.jobs, jobs, raw_consumers))
+            fresh_stream(client, keys, url)
+            producer.submit_many([("noop", (), {})] * jobs, chunk=PIPELINE)
             results["drain_telemetry_on"].append(timed_drain(client, keys.jobs, jobs, workers()))
             fresh_stream(client, keys, url)
             producer.submit_many([("noop", (), {})] * jobs, chunk=PIPELINE)
@@ -156,6 +160,17 @@ def run(jobs: int, repeats: int) -> dict[str, list[float]]:
     return results
 
 
+def paired(results: dict[str, list[float]], measured: str, baseline: str) -> float:
+    """The median over repeats of `measured` ÷ `baseline` within each repeat.
+
+    Both are measured seconds apart in one repeat, so a machine whose speed drifts
+    between repeats (a shared host) moves both alike; the ratio of two medians taken
+    from different repeats would carry that drift.
+    """
+    pairs = zip(results[measured], results[baseline], strict=True)
+    return statistics.median(m / b for m, b in pairs)
+
+
 def report(results: dict[str, list[float]], jobs: int, repeats: int) -> str:
     med = {k: statistics.median(v) for k, v in results.items()}
     rows = [
@@ -163,26 +178,27 @@ def report(results: dict[str, list[float]], jobs: int, repeats: int) -> str:
         (
             "submit: `Producer.submit_many`",
             med["submit_many"],
-            med["submit_many"] / med["raw_xadd"],
+            paired(results, "submit_many", "raw_xadd"),
             "≥ 0.60 of raw XADD",
         ),
         ("drain: raw XREADGROUP 256 + XACK, 2 procs", med["raw_drain"], None, ""),
         (
             "drain: 2 workers, telemetry on",
             med["drain_telemetry_on"],
-            med["drain_telemetry_on"] / med["raw_drain"],
+            paired(results, "drain_telemetry_on", "raw_drain"),
             "≥ 0.50 of raw drain",
         ),
         (
             "drain: 2 workers, telemetry off",
             med["drain_telemetry_off"],
-            med["drain_telemetry_off"] / med["raw_drain"],
+            paired(results, "drain_telemetry_off", "raw_drain"),
             "",
         ),
     ]
     lines = [
         f"{jobs} no-op jobs per measurement, median of {repeats} repeats, "
-        f"{WORKERS} consumer processes.",
+        f"{WORKERS} consumer processes; ratios are medians of the ratios within each "
+        "repeat.",
         "",
         "| measurement | jobs/s | ratio | target |",
         "| --- | ---: | ---: | --- |",
@@ -191,7 +207,7 @@ def report(results: dict[str, list[float]], jobs: int, repeats: int) -> str:
         lines.append(
             f"| {name} | {rate:,.0f} | {'' if ratio is None else f'{ratio:.2f}'} | {target} |"
         )
-    cost = 1 - med["drain_telemetry_on"] / med["drain_telemetry_off"]
+    cost = 1 - paired(results, "drain_telemetry_on", "drain_telemetry_off")
     lines.append(f"| telemetry cost (1 − on/off) | | {cost:+.1%} | ≤ 5 % |")
     lines.append("")
     lines.append(
