@@ -22,6 +22,7 @@ from fleetscale.errors import (
 from fleetscale.exitcode import ExitCode
 from fleetscale.keys import validate_fleet_name
 from fleetscale.logs import configure_logging
+from fleetscale.plotting import pyplot
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,13 +55,24 @@ def writable_parent(ctx: click.Context, param: click.Parameter, value: Path | No
     return value
 
 
+def _plot_target(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback for `--plot`: a writable place, and matplotlib to draw with."""
+    target = writable_parent(ctx, param, value)
+    if target is not None:
+        try:
+            pyplot()
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return target
+
+
 def plot_option(help_text: str, name: str = "plot") -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """`--plot FILE`: a PNG to write, its directory checked up front."""
+    """`--plot FILE`: a PNG to write, its directory and matplotlib checked up front."""
     return click.option(
         "--plot",
         name,
         type=click.Path(dir_okay=False, writable=True, path_type=Path),
-        callback=writable_parent,
+        callback=_plot_target,
         help=help_text,
     )
 

@@ -159,6 +159,22 @@ def test_a_plot_path_that_cannot_be_written_is_one_line_and_a_usage_exit_before_
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("simulate", "--trace", "step"), ("demo", "--duration", "10s")],
+    ids=["simulate", "demo"],
+)
+def test_a_plot_without_matplotlib_is_one_line_and_a_usage_exit_before_running(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # A matplotlib that cannot be imported stands in for the missing `plot` extra.
+    (tmp_path / "matplotlib").mkdir()
+    (tmp_path / "matplotlib" / "__init__.py").write_text("raise ImportError('not here')\n")
+    result = run(*command, "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": str(tmp_path)})
+    assert_one_line(result, ExitCode.USAGE, "needs matplotlib", "fleetscale[plot]")
+    assert result.stdout == "", "the run must not start"
+
+
 def test_a_database_number_redis_does_not_have_is_one_line_and_a_usage_exit(
     redis_url: str,
 ) -> None:
