@@ -52,6 +52,13 @@ def hosts_of(workers: list[Member], hosts: list[Member], plan: Plan | None) -> l
     return sorted(rows, key=lambda r: str(r["host"]))
 
 
+def fleet_exists(client: Client, keys: FleetKeys, url: str) -> bool:
+    """Whether this Redis holds anything of the fleet: jobs, workers, dead letters,
+    hosts or a policy (one round trip)."""
+    with redis_errors(url):
+        return bool(client.exists(keys.jobs, keys.workers, keys.dlq, keys.hosts, keys.policy))
+
+
 def read_status(
     client: Client, keys: FleetKeys, url: str, window_s: float = 10.0
 ) -> dict[str, Any]:
@@ -60,8 +67,8 @@ def read_status(
     Raises:
         ConfigurationError: the fleet has no trace in this Redis (a likely typo).
     """
+    known = fleet_exists(client, keys, url)
     with redis_errors(url):
-        known = client.exists(keys.jobs, keys.workers, keys.dlq, keys.hosts, keys.policy)
         leader = read_bytes(client, keys.leader)
     if not known:
         raise ConfigurationError(

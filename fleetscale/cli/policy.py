@@ -18,12 +18,22 @@ from fleetscale.controller.policy import Policy
 from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
+from fleetscale.status import fleet_exists
 from fleetscale.store import connect
 
 
 def _store(fleet: str, redis_url: str | None) -> PolicyStore:
     settings = redis_settings(redis_url)
     return PolicyStore(connect(settings), FleetKeys(fleet), settings.url)
+
+
+def _warn_created(fleet: str) -> None:
+    """A policy set on a fleet Redis knew nothing of created it: say so (a typo?)."""
+    click.echo(
+        f"fleetscale: warning: fleet {fleet!r} had nothing in Redis; this created its "
+        "policy (check the fleet name)",
+        err=True,
+    )
 
 
 def _print(stored: VersionedPolicy, as_json: bool) -> None:
@@ -76,7 +86,8 @@ def policy_set(
 ) -> None:
     """Change the fleet's policy; controllers apply it on their next tick, no restart.
 
-    A bad key or value is refused with a message and the running policy stays.
+    A bad key or value is refused with a message and the running policy stays. Setting
+    the policy of a fleet Redis knows nothing of creates it, with a warning (a typo?).
     Durations accept 500ms, 2s, 1m. Keys: those `policy show` lists (`target_p99`
     may be written without `_s`).
 
@@ -92,4 +103,8 @@ def policy_set(
                 f"bad assignment {item!r}: use KEY=VALUE, e.g. target_p99=300ms"
             )
         changes[key] = value
-    _print(_store(fleet, redis_url).update(changes), as_json)
+    store = _store(fleet, redis_url)
+    known = fleet_exists(store.client, store.keys, store.url)
+    _print(store.update(changes), as_json)
+    if not known:
+        _warn_created(fleet)

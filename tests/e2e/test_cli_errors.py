@@ -115,6 +115,18 @@ def test_an_unknown_fleet_is_one_line_and_a_usage_exit(redis_url: str) -> None:
     )
 
 
+def test_a_policy_set_that_creates_a_fleet_warns_of_a_likely_typo(
+    fleet: str, redis_url: str
+) -> None:
+    refused = run("policy", fleet, "set", "no_such_key=1", "--redis-url", redis_url)
+    assert_one_line(refused, ExitCode.USAGE, "unknown policy key")  # nothing created
+    first = run("policy", fleet, "set", "min=1", "--redis-url", redis_url)
+    again = run("policy", fleet, "set", "min=2", "--redis-url", redis_url)
+    assert (first.returncode, again.returncode) == (ExitCode.OK, ExitCode.OK)
+    assert "warning" in first.stderr and "check the fleet name" in first.stderr, first.stderr
+    assert again.stderr == "", "the fleet exists now"
+
+
 def test_an_unknown_command_or_option_is_one_line_and_a_usage_exit() -> None:
     assert_one_line(run("stauts"), ExitCode.USAGE, "No such command", "--help")
     assert_one_line(run("status", "media", "--wtach"), ExitCode.USAGE, "--wtach", "--help")
