@@ -98,6 +98,9 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
     def size(rate: float | None) -> int | None:
         return capacity_workers(rate, service_s, policy, state.correction, cv=cv)
 
+    def held(rate: float) -> int | None:  # the size, keeping a running fleet's last worker
+        return keep_last(size(rate), tick.current)
+
     fast, slow, raw = estimates.rate_per_s, estimates.rate_slow_per_s, signals.arrival_rate_per_s
     surge_rate = max(raw, fast) if raw is not None and fast is not None else raw
     idle_since = idle_since_s(tick)
@@ -107,9 +110,9 @@ def model_needs(tick: Tick, estimates: Estimates) -> Needs:
     elif slow is not None:
         spread = SPREAD_Z * estimates.rate_spread_per_s()
         band = BAND_Z * estimates.load_rel_sigma() * slow
-        steady = keep_last(size(slow + spread), tick.current)
-        up = keep_last(size(max(0.0, slow + spread - band)), tick.current)
-        down = keep_last(size(slow + spread + math.hypot(band, spread)), tick.current)
+        steady = held(slow + spread)
+        up = held(max(0.0, slow + spread - band))
+        down = held(slow + spread + math.hypot(band, spread))
     surge = size(surge_rate)
     if surge is not None and steady is not None:
         surge = max(surge, steady)

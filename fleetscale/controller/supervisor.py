@@ -291,8 +291,10 @@ class Supervisor:
             self._grow(target - len(active))
         elif len(active) > target:
             self._shrink(active, len(active) - target, busy_pids)
-        room = self.settings.warm if capacity is None else capacity - max(target, len(active))
-        self._keep_spares(min(self.settings.warm, room))
+        spares = self.settings.warm
+        if capacity is not None:  # a stopping worker still holds its place
+            spares = min(spares, capacity - max(target, len(active)))
+        self._keep_spares(spares)
         self._escalate_stops()
 
     def _grow(self, needed: int) -> None:

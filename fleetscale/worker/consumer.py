@@ -129,7 +129,7 @@ class Consumer:
         while not self.draining:
             try:
                 handled = self.run_once()
-                if handled == 0 and self.settings.burst and self._nothing_reclaimable():
+                if handled == 0 and self.settings.burst and not self._run_last_look():
                     break
             except FleetscaleError as exc:
                 pause = backoff.next_pause_s()
@@ -224,12 +224,13 @@ class Consumer:
             log.info("reclaimed %d abandoned entries", len(result.deliveries))
         return result.deliveries
 
-    def _nothing_reclaimable(self) -> bool:
-        """Burst mode's last look before leaving: run whatever a reclaim finds now."""
+    def _run_last_look(self) -> int:
+        """Burst mode's last look before leaving: run what a reclaim finds now; return
+        how many entries that was."""
         reclaimed = self._reclaim()
         if reclaimed:
             self._run_batch(reclaimed)
-        return not reclaimed
+        return len(reclaimed)
 
     # -- one batch ---------------------------------------------------------------------
 
@@ -238,8 +239,9 @@ class Consumer:
             self.held.update(d.entry_id for d in deliveries)
         now = verified_at = self.monotonic()
         settle_at = now + SETTLE_EVERY_S
-        for index, delivery in enumerate(deliveries):
-            try:
+        index = 0
+        try:
+            for index, delivery in enumerate(deliveries):
                 now = self.monotonic()
                 if now - verified_at >= self._renew_every_s:
                     # Held this long (a slow batch, or the process was paused): another
@@ -250,9 +252,9 @@ class Consumer:
                     self._settle()
                     settle_at = now + SETTLE_EVERY_S
                 self._handle(delivery, now)
-            except FleetscaleError:
-                self._unstarted = deliveries[index:]
-                raise
+        except FleetscaleError:
+            self._unstarted = deliveries[index:]  # Redis failed before this one started
+            raise
         self._settle()
         if self.recorder is not None:
             self.recorder.commit()
