@@ -38,11 +38,14 @@ def _warn_created(fleet: str) -> None:
 
 def _print(stored: VersionedPolicy, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"version": stored.version, "policy": stored.policy.to_dict()}))
+        click.echo(json.dumps({"version": stored.version, "policy": stored.policy.to_dict(),
+                               "ignored": stored.unknown}))  # fmt: skip
         return
     click.echo(f"version {stored.version}")
     for key, value in stored.policy.to_dict().items():
         click.echo(f"  {key} = {value}")
+    for key, value in sorted(stored.unknown.items()):
+        click.echo(f"  {key} = {value}  (ignored: unknown to this version)")
 
 
 @main.group("policy")

@@ -5,18 +5,23 @@ Stored as one JSON string `{"version": n, "policy": {...}}`. `update` applies
 the next version only if nobody wrote in between (WATCH/MULTI); a bad value raises
 `ConfigurationError` and leaves the stored policy as it was. Controllers reload it
 every tick and swap their reference in one assignment.
+
+Keys this version does not know (written by a newer version during a rolling upgrade)
+are kept aside, ignored by this version's decisions and written back unchanged by its
+updates, so an older controller or CLI neither stops on them nor erases them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from fleetscale.controller.policy import Policy
+from fleetscale.controller.policytypes import is_policy_key
 from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client, read_bytes, redis_errors
@@ -24,21 +29,35 @@ from fleetscale.store import Client, read_bytes, redis_errors
 
 @dataclass(frozen=True, slots=True)
 class VersionedPolicy:
-    """A policy and its version (1 for the first one stored)."""
+    """A policy, its version (1 for the first one stored) and the stored keys this
+    version does not know (kept as stored, never used)."""
 
     policy: Policy
     version: int
+    unknown: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The stored form."""
-        return json.dumps({"version": self.version, "policy": self.policy.to_dict()})
+        stored = {**self.unknown, **self.policy.to_dict()}
+        return json.dumps({"version": self.version, "policy": stored})
+
+    def unknown_note(self) -> str:
+        """A one-line note naming the stored keys this version ignores ('' if none)."""
+        if not self.unknown:
+            return ""
+        return (
+            f"policy version {self.version} sets keys this version of fleetscale does not "
+            f"know and ignores: {', '.join(sorted(self.unknown))} (written by a newer version?)"
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> VersionedPolicy:
-        """Parse the stored form; raises ConfigurationError if it is not valid."""
+        """Parse the stored form; raises ConfigurationError if a known key's value is bad."""
         body = json.loads(text)
-        values = {k: str(v) for k, v in body["policy"].items()}
-        return cls(Policy.from_settings(values), int(body["version"]))
+        stored: dict[str, Any] = body["policy"]
+        known = {k: str(v) for k, v in stored.items() if is_policy_key(k)}
+        unknown = {k: v for k, v in stored.items() if not is_policy_key(k)}
+        return cls(Policy.from_settings(known), int(body["version"]), unknown)
 
 
 class PolicyStore:
@@ -84,7 +103,9 @@ class PolicyStore:
                             VersionedPolicy.from_json(raw) if raw else VersionedPolicy(Policy(), 0)
                         )
                         updated = VersionedPolicy(
-                            current.policy.with_updates(**changes), current.version + 1
+                            current.policy.with_updates(**changes),
+                            current.version + 1,
+                            current.unknown,
                         )
                         pipe.multi()
                         pipe.set(self.keys.policy, updated.to_json())

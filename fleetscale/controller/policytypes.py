@@ -217,10 +217,18 @@ class Policy:
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Policy)}
 
 
-def _field_name(key: str) -> str:
+def is_policy_key(key: str) -> bool:
+    """True if `key` names a policy field (by name, alias or without its `_s`)."""
+    return _resolve(key) in _FIELD_TYPES
+
+
+def _resolve(key: str) -> str:
     name = _ALIASES.get(key.strip(), key.strip())
-    if name not in _FIELD_TYPES and f"{name}_s" in _FIELD_TYPES:
-        name = f"{name}_s"
+    return f"{name}_s" if name not in _FIELD_TYPES and f"{name}_s" in _FIELD_TYPES else name
+
+
+def _field_name(key: str) -> str:
+    name = _resolve(key)
     if name not in _FIELD_TYPES:
         known = ", ".join(sorted(_FIELD_TYPES))
         raise ConfigurationError(f"unknown policy key {key!r}: use one of {known}")

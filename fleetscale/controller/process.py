@@ -92,6 +92,8 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
         log.warning("fleet %r already has a policy (version %d) that differs from the flags; "
                     "using the stored one: %s", options.fleet, policy.version,
                     "; ".join(policy_differences(policy.policy, options.flags)))  # fmt: skip
+    if policy.unknown:
+        log.warning("%s", policy.unknown_note())
     recorder: Recorder | None = None
     if options.metrics_port is not None:
         prometheus = PrometheusRecorder(options.settings.host_id)

@@ -273,6 +273,8 @@ class Reconciler:
         stored = self.policies.read()
         if stored is not None and stored.version != self.policy.version:
             log.info("policy version %d loaded", stored.version)
+            if stored.unknown:
+                log.warning("%s", stored.unknown_note())
             self.policy = stored  # one assignment: the swap is atomic
 
     def converge(self) -> None:

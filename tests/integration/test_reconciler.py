@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fleetscale.config import RedisSettings
@@ -156,3 +158,21 @@ def test_a_second_controller_with_the_same_host_id_is_refused_and_the_first_keep
     second.shutdown()
     first.heartbeat()
     assert client.hget(keys.host("h1"), "owner") == first.leadership.candidate.encode()
+
+
+def test_a_leader_decides_under_a_policy_holding_a_key_it_does_not_know(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    stored = {"version": 3, "policy": {"min": 2, "max": 8, "future_knob": 1}}
+    client.set(keys.policy, json.dumps(stored))
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    rec = reconciler(client, keys, redis_settings.url)
+    try:
+        rec.lead()
+        rec.heartbeat()
+        rec.decide()
+        plan = rec.plans.read()
+        assert rec.policy.version == 3
+        assert plan is not None and plan.desired == 2, plan  # the stored min, not the flags'
+    finally:
+        rec.supervisor.stop_all()
