@@ -151,7 +151,9 @@ class Producer:
             kwargs: keyword arguments.
             job_id: your id for the job; submitting the same job again while the id is
                 remembered (`dedup_ttl_s`) does not create a second job, and a different
-                job under a remembered id raises `SubmitError`.
+                job under a remembered id raises `SubmitError`. Without one, a submit
+                resent after its connection broke (not timed out) before the reply
+                came back may add the job twice.
             delay_s: run no earlier than this many seconds from now (Redis time); a
                 finite number ≥ 0.
             timeout_s: with `max_backlog`, wait up to this long for room, seconds.

@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,6 +27,7 @@ from fleetscale.producer import JobSpec, Producer
 from fleetscale.store import Client
 from tests.support.inproc import worker_thread
 from tests.support.procs import wait_until
+from tests.support.replycut import reply_cut
 
 
 @pytest.fixture
@@ -266,3 +268,30 @@ def test_a_task_submits_itself_through_its_app(
         ["a@example.com"],
         {"body": "hi"},
     )
+
+
+@pytest.mark.parametrize(("job_id", "copies"), [("lost-reply-1", 1), (None, 2)])
+def test_a_connection_broken_before_the_reply_resends_once_and_only_a_job_id_dedups_it(
+    redis_settings: RedisSettings,
+    client: Client,
+    keys: FleetKeys,
+    job_id: str | None,
+    copies: int,
+) -> None:
+    """The README's residual: without a job_id the resent job goes in twice."""
+    fleet = keys.fleet
+    Producer(fleet, redis_settings.url).submit("warm", job_id="loads-the-script")
+    client.delete(keys.jobs)
+    command = b"EVALSHA" if job_id else b"XADD"
+    url = urlsplit(redis_settings.url)
+    with reply_cut(url.hostname or "", url.port or 6379, command) as proxy:
+        credentials = url.netloc.rpartition("@")[0]
+        netloc = (
+            f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+        )
+        via_proxy = Producer(fleet, url._replace(netloc=netloc).geturl())
+        returned = via_proxy.submit("noop", job_id=job_id)
+        via_proxy.close()
+    assert proxy.cuts == 1, "the proxy never cut the submission"
+    jobs = stream_jobs(client, keys)
+    assert [job.job_id for job in jobs] == [returned] * copies
