@@ -99,14 +99,17 @@ def submit_command(
     timeout: float,
     redis_url: str | None,
 ) -> None:
-    """Submit jobs of TASK to FLEET, or the jobs in --file; print the job id(s).
+    """Submit jobs of TASK to FLEET, or the jobs in --file; print each job id on
+    stdout, one per line, in submission order.
 
-    Many jobs (--count, --file) are pipelined in chunks, with a progress bar.
+    Many jobs (--count, --file) are pipelined in chunks of 1000; each chunk's ids are
+    printed once Redis has taken it, so after an error stdout lists the jobs known to
+    be in. A summary, and a progress bar unless stdout is a terminal, go to stderr.
 
     \b
     Examples:
       fleetscale submit media resize --args '["img-1"]' --kwargs '{"width": 640}'
-      fleetscale submit media resize --args '["img-1"]' --count 10000
+      fleetscale submit media resize --args '["img-1"]' --count 10000 > ids
       fleetscale submit media --file jobs.jsonl
     """
     if (task is None) == (jobs_file is None):
@@ -137,10 +140,14 @@ def submit_command(
 
 def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, timeout: float) -> int:
     submitted = 0
-    progress = click.progressbar(length=total, label="submitting", file=sys.stderr)
+    # On a terminal the ids scroll past: a bar on the same screen would be cut by them.
+    progress = click.progressbar(
+        length=total, label="submitting", file=sys.stderr, hidden=sys.stdout.isatty()
+    )
     with progress:
         while chunk := list(islice(jobs, CHUNK)):
-            producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
-            submitted += len(chunk)
-            progress.update(len(chunk))
+            ids = producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
+            click.echo("\n".join(ids))
+            submitted += len(ids)
+            progress.update(len(ids))
     return submitted

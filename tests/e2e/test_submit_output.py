@@ -1,0 +1,65 @@
+"""`fleetscale submit` prints every job id it submitted on stdout, one a line, in the
+order of the stream, for one job, --count and --file alike; the summary goes to stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fleetscale.codec import decode_job
+from fleetscale.keys import FleetKeys
+from fleetscale.store import Client
+from tests.support.procs import REPO
+
+
+def submit(redis_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", "submit", *args, "--redis-url", redis_url]
+    return subprocess.run(argv, cwd=REPO, env=env, input=stdin, capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+
+
+def stream_jobs(client: Client, fleet: str) -> list[tuple[str, str, list[object]]]:
+    """(job id, task, args) of each job in the fleet's stream, oldest first."""
+    entries = client.xrange(FleetKeys(fleet).jobs)
+    jobs = [decode_job(fields, 1 << 20) for _, fields in entries]
+    return [(job.job_id, job.task, list(job.args)) for job in jobs]
+
+
+def test_count_prints_every_job_id_across_chunks(
+    redis_url: str, client: Client, fleet: str
+) -> None:
+    result = submit(redis_url, fleet, "resize", "--args", '["img-1"]', "--count", "2500")
+    printed = result.stdout.splitlines()
+    assert printed == [job_id for job_id, _, _ in stream_jobs(client, fleet)]
+    assert len(set(printed)) == 2500
+    assert f"submitted 2500 jobs to fleet {fleet!r}" in result.stderr
+    assert not set(printed) & set(result.stderr.split())
+
+
+def test_file_prints_the_id_of_each_line_in_order(
+    redis_url: str, client: Client, fleet: str, tmp_path: Path
+) -> None:
+    lines = [{"task": "resize", "args": [f"img-{n}"], "kwargs": {}} for n in range(3)]
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = submit(redis_url, fleet, "--file", str(jobs_file))
+    in_stream = stream_jobs(client, fleet)
+    assert [(task, args) for _, task, args in in_stream] == [
+        ("resize", [f"img-{n}"]) for n in range(3)
+    ]
+    assert result.stdout.splitlines() == [job_id for job_id, _, _ in in_stream]
+
+
+def test_stdin_file_and_a_single_job_print_their_ids(
+    redis_url: str, client: Client, fleet: str
+) -> None:
+    piped = submit(redis_url, fleet, "--file", "-", stdin='{"task": "mail.send"}\n')
+    single = submit(redis_url, fleet, "resize", "--job-id", "img-9@64")
+    assert piped.stdout.splitlines() + single.stdout.splitlines() == [
+        job_id for job_id, _, _ in stream_jobs(client, fleet)
+    ]
+    assert single.stdout == "img-9@64\n"
