@@ -11,6 +11,7 @@ history yet, no telemetry at all. Callers must treat None as unknown, not as zer
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ class FleetView:
         arrival_rate_per_s: jobs added per second, from `entries-added` samples.
         wait_p50_s / wait_p99_s: queue-wait quantiles of jobs started in the window.
         wait_samples: weighted number of waits behind those quantiles.
-        service_time_s: mean run time per job.
+        service_time_s: mean run time per job finished (completed or failed).
         service_cv: coefficient of variation of run times (from the sampled run-time
             histogram).
         busy_fraction: share of worker up-time spent running jobs (0..1).
@@ -121,27 +122,26 @@ def summarize(windows: dict[int, WindowDelta], now_s: float, window_s: float) ->
 
     Wait quantiles use every window of the last `window_s` seconds, the current one
     included (a quantile does not care that a window is still filling). Rates and
-    fractions use only windows older than `FLUSH_LAG_S`, which are complete.
+    fractions use the `window_s` seconds of whole windows that ended at least
+    `FLUSH_LAG_S` ago, which are complete. The service time is busy time per job
+    finished, failed ones included: they took a worker's time too.
     """
     recent = [d for w, d in windows.items() if w > now_s - window_s - TELEMETRY_WINDOW_S]
     wait = Histogram().merged(*(d.wait for d in recent))
-    settled_end = now_s - FLUSH_LAG_S
-    settled = [
-        d
-        for w, d in windows.items()
-        if settled_end - window_s <= w and w + TELEMETRY_WINDOW_S <= settled_end
-    ]
+    settled_end = math.floor((now_s - FLUSH_LAG_S) / TELEMETRY_WINDOW_S) * TELEMETRY_WINDOW_S
+    settled_start = math.ceil((settled_end - window_s) / TELEMETRY_WINDOW_S) * TELEMETRY_WINDOW_S
+    settled = [d for w, d in windows.items() if settled_start <= w < settled_end]
     run = Histogram().merged(*(d.run for d in settled))
     busy_us = sum(d.busy_us for d in settled)
     up_us = sum(d.up_us for d in settled)
     done = sum(d.done for d in settled)
     failed = sum(d.failed for d in settled)
-    span_s = window_s if settled else 0.0
+    span_s = settled_end - settled_start if settled else 0.0
     with_data = [w for w, d in windows.items() if d.up_us or d.done or d.samples]
     return TelemetrySummary(
         wait=wait,
         wait_samples=wait.total(),
-        service_time_s=busy_us / 1e6 / done if done else None,
+        service_time_s=busy_us / 1e6 / (done + failed) if done + failed else None,
         service_cv=run.cv(),
         busy_fraction=min(1.0, busy_us / up_us) if up_us else None,
         completed_per_s=done / span_s if span_s else None,

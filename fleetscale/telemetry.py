@@ -136,66 +136,65 @@ class TelemetryBuffer:
 
 
 class JobRecorder:
-    """Records the telemetry of the jobs a worker runs, on its main thread.
+    """Records the telemetry of the jobs a worker runs; its methods but `busy_s` are for
+    the main thread.
 
-    Per job it only adds the run time and counts the outcome; a sampled job also
-    records its wait and run time in the window it started in. The counts go to the
-    window of the batch's first job, and everything to the shared buffer in one
-    `commit` per batch — the lock is taken once per batch, not once per job.
+    Each signal lands where the leader can use it soon, whatever a job's length:
+
+    - a sampled job's wait goes to the buffer as the job starts, into the window it
+      starts in, so the wait of a job that runs for minutes is seen within a flush;
+    - outcomes and sampled run times are counted per batch and handed over in one
+      `commit`, into the window the batch ends in — the lock is taken once per batch;
+    - busy time is a running total (`busy_s`, the running job included) that the
+      housekeeper reads at each flush and files with the up time, so a long job counts
+      as busy while it runs, not all at once when it ends.
     """
 
     def __init__(self, buffer: TelemetryBuffer, sampler: Sampler, clock: RedisTimeEstimate) -> None:
         self.buffer = buffer
         self.sampler = sampler
         self.clock = clock
-        self._windows: dict[int, WindowDelta] = {}
-        self._first_s: float | None = None
-        self._busy_s = 0.0
-        self._done = 0
-        self._failed = 0
+        self._finished_s = 0.0
+        self._running_since: float | None = None
+        self._weight = 0
+        self._batch = WindowDelta()
 
-    def record(self, started_s: float, run_s: float, entry_id: bytes, ok: bool) -> None:
-        """One job ran: it started at monotonic `started_s` and ran `run_s` seconds.
-
-        Its stream `entry_id` carries the enqueue time (Redis ms), read only when the
-        job is sampled.
-        """
-        if self._first_s is None:
-            self._first_s = started_s
-        self._busy_s += run_s
-        if ok:
-            self._done += 1
-        else:
-            self._failed += 1
-        weight = self.sampler.take()
+    def start(self, started_s: float, entry_id: bytes) -> None:
+        """A job starts at monotonic `started_s`; its stream `entry_id` carries the
+        enqueue time (Redis ms), read only when the job is sampled."""
+        self._running_since = started_s
+        self._weight = weight = self.sampler.take()
         if weight:
             redis_s = started_s + (self.clock.offset_s or 0.0)
-            delta = self._delta(redis_s)
-            enqueued_s = int(entry_id.split(b"-", 1)[0]) / 1000
-            delta.wait.record(redis_s - enqueued_s, weight)
-            delta.run.record(run_s, weight)
-            delta.samples += 1
+            sample = WindowDelta(samples=1)
+            sample.wait.record(redis_s - int(entry_id.split(b"-", 1)[0]) / 1000, weight)
+            self.buffer.add(window_of(redis_s), sample)
 
-    def _delta(self, redis_s: float) -> WindowDelta:
-        window = window_of(redis_s)
-        delta = self._windows.get(window)
-        if delta is None:
-            delta = self._windows[window] = WindowDelta()
-        return delta
+    def finish(self, run_s: float, ok: bool) -> None:
+        """The job started last ran `run_s` seconds; `ok` is False when it failed."""
+        # Stop the running clock before adding the run: `busy_s` may undercount for an
+        # instant (the next read makes it up), never count the run twice.
+        self._running_since = None
+        self._finished_s += run_s
+        if ok:
+            self._batch.done += 1
+        else:
+            self._batch.failed += 1
+        if self._weight:
+            self._batch.run.record(run_s, self._weight)
 
-    def commit(self) -> None:
-        """Hand the batch's deltas to the buffer."""
-        if self._first_s is not None:
-            delta = self._delta(self._first_s + (self.clock.offset_s or 0.0))
-            delta.busy_us += int(self._busy_s * 1e6)
-            delta.done += self._done
-            delta.failed += self._failed
-        for window, delta in self._windows.items():
-            self.buffer.add(window, delta)
-        self._windows = {}
-        self._first_s = None
-        self._busy_s = 0.0
-        self._done = self._failed = 0
+    def busy_s(self, now_s: float) -> float:
+        """Seconds spent running jobs so far, the running one up to monotonic `now_s`
+        included. Safe from any thread: it reads the total before the running clock."""
+        finished = self._finished_s
+        since = self._running_since
+        return finished + (max(0.0, now_s - since) if since is not None else 0.0)
+
+    def commit(self, now_s: float) -> None:
+        """Hand the batch's outcomes and run times to the buffer (monotonic `now_s`)."""
+        if self._batch.done or self._batch.failed:
+            self.buffer.add(window_of(now_s + (self.clock.offset_s or 0.0)), self._batch)
+            self._batch = WindowDelta()
 
 
 class TelemetryFlusher:

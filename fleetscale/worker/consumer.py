@@ -257,7 +257,7 @@ class Consumer:
             raise
         self._settle()
         if self.recorder is not None:
-            self.recorder.commit()
+            self.recorder.commit(self.monotonic())
             self._adapt_sampler(len(deliveries))
 
     def _verify_owned(self, deliveries: list[Delivery]) -> None:
@@ -297,6 +297,8 @@ class Consumer:
     def _execute(
         self, delivery: Delivery, job: Job, task: Task[Any, Any], attempt: int, started: float
     ) -> None:
+        if self.recorder is not None:
+            self.recorder.start(started, delivery.entry_id)
         failure = self._call(task, job, started)
         run_s = self.monotonic() - started
         # The first run sets the estimate: smoothing from 0 would make the first
@@ -304,7 +306,7 @@ class Consumer:
         weight = RUN_TIME_SMOOTHING if self.mean_run_s else 1.0
         self.mean_run_s += weight * (run_s - self.mean_run_s)
         if self.recorder is not None:
-            self.recorder.record(started, run_s, delivery.entry_id, failure is None)
+            self.recorder.finish(run_s, failure is None)
         if failure is None:
             self.stats.done += 1
             self._unsettled.acks.append(delivery.entry_id)

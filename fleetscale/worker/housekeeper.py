@@ -77,6 +77,7 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleetscale-housekeeper")
         self._last_up = monotonic()
+        self._busy_reported_s = 0.0
         self.duties = Duties(
             monotonic(),
             {
@@ -130,13 +131,23 @@ class Housekeeper:
         self.registry.heartbeat(self.consumer.worker_id, self.settings.heartbeat_ttl_s, fields)
 
     def flush(self) -> None:
-        """Record up time, then write buffered telemetry."""
+        """Record up and busy time since the last flush, then write buffered telemetry.
+
+        A warm spare takes no jobs, so its time is not up time: counted, it would halve
+        a saturated host's busy fraction.
+        """
         if self.flusher is None or self.buffer is None or self.clock.offset_s is None:
             return
         now = self.monotonic()
-        up = WindowDelta(up_us=int((now - self._last_up) * 1e6))
+        recorder = self.consumer.recorder
+        busy_s = recorder.busy_s(now) if recorder is not None else 0.0
+        times = WindowDelta(
+            up_us=0 if self.warm else int((now - self._last_up) * 1e6),
+            busy_us=max(0, int((busy_s - self._busy_reported_s) * 1e6)),
+        )
         self._last_up = now
-        self.buffer.add(window_of(now + self.clock.offset_s), up)
+        self._busy_reported_s = max(self._busy_reported_s, busy_s)
+        self.buffer.add(window_of(now + self.clock.offset_s), times)
         self.flusher.flush(self.buffer)
 
     def renew(self) -> None:

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from fleetscale.clock import RedisTimeEstimate
 from fleetscale.fleetview import FLUSH_LAG_S, summarize
-from fleetscale.telemetry import Sampler, TelemetryBuffer, WindowDelta, window_of
+from fleetscale.telemetry import JobRecorder, Sampler, TelemetryBuffer, WindowDelta, window_of
 
 
 def test_one_in_n_sampling_weighs_samples_so_totals_are_unbiased() -> None:
@@ -95,3 +96,51 @@ def test_old_windows_make_the_telemetry_stale() -> None:
     summary = summarize({900: _window(done=1)}, now_s=1000.0, window_s=10.0)
     assert summary.telemetry_age_s == pytest.approx(99.0)
     assert summary.completed_per_s is None
+
+
+@pytest.mark.parametrize("now", [1000.0, 1000.5, 1000.99])
+@pytest.mark.parametrize("window_s", [5.0, 10.0, 2.5])
+def test_rates_are_per_second_of_the_whole_windows_they_cover(now: float, window_s: float) -> None:
+    windows = {w: _window(done=40) for w in range(980, 1001)}
+    summary = summarize(windows, now_s=now, window_s=window_s)
+    assert summary.completed_per_s == pytest.approx(40.0)
+
+
+def test_the_service_time_counts_the_run_time_of_failed_jobs_per_failed_job_too() -> None:
+    windows = {w: WindowDelta(busy_us=400_000, up_us=1_000_000, done=20, failed=20)
+               for w in range(980, 1000)}  # fmt: skip
+    assert summarize(windows, now_s=1000.0, window_s=5.0).service_time_s == pytest.approx(0.01)
+    for delta in windows.values():
+        delta.done, delta.failed = 0, 40
+    assert summarize(windows, now_s=1000.0, window_s=5.0).service_time_s == pytest.approx(0.01)
+
+
+def recorder(buffer: TelemetryBuffer) -> JobRecorder:
+    clock = RedisTimeEstimate(offset_s=1000.0)
+    return JobRecorder(buffer, Sampler(every=1, target_per_s=1), clock)
+
+
+def test_a_sampled_jobs_wait_is_handed_over_when_it_starts_not_when_it_ends() -> None:
+    buffer = TelemetryBuffer()
+    jobs = recorder(buffer)
+    jobs.start(started_s=5.0, entry_id=b"1004000-0")  # Redis 1005.0, enqueued at 1004.0
+    started = buffer.take()
+    assert list(started) == [1005]
+    assert started[1005].wait.quantile(0.5) == pytest.approx(1.0, rel=0.04)
+    assert started[1005].done == 0
+
+    jobs.finish(run_s=30.0, ok=True)
+    jobs.commit(now_s=35.0)
+    ended = buffer.take()
+    assert list(ended) == [1035], "outcomes land in the window the batch ends in"
+    assert (ended[1035].done, ended[1035].samples) == (1, 0)
+    assert ended[1035].run.quantile(0.5) == pytest.approx(30.0, rel=0.04)
+
+
+def test_busy_time_counts_the_running_job_as_it_runs() -> None:
+    jobs = recorder(TelemetryBuffer())
+    assert jobs.busy_s(now_s=1.0) == 0.0
+    jobs.start(started_s=2.0, entry_id=b"1001000-0")
+    assert jobs.busy_s(now_s=7.0) == pytest.approx(5.0)
+    jobs.finish(run_s=6.0, ok=False)
+    assert jobs.busy_s(now_s=100.0) == pytest.approx(6.0)
