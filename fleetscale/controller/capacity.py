@@ -122,9 +122,9 @@ def workers_for_wait(
         cv: coefficient of variation of service times.
         limit: stop searching here and return it (guards absurd inputs).
     """
-    if rate_per_s <= 0.0 or service_s <= 0.0:
-        return 0
     load = rate_per_s * service_s
+    if rate_per_s <= 0.0 or service_s <= 0.0 or load <= 0.0:
+        return 0  # no load, or one so small it underflows (a rate decayed for hours)
     workers = min(limit, math.floor(load) + 1)
     blocking = _erlang_b(workers, load)
     tail = 1.0 - q

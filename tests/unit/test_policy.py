@@ -673,3 +673,9 @@ def test_erlang_c_started_below_the_load_equals_the_full_recursion(load: float) 
 def test_the_fewest_workers_for_a_wait_target_is_the_first_that_meets_it() -> None:
     workers = workers_for_wait(100.0, 0.2, 0.5)
     assert wait_quantile_s(workers, 100.0, 0.2) <= 0.5 < wait_quantile_s(workers - 1, 100.0, 0.2)
+
+
+def test_a_fleet_idle_for_hours_keeps_deciding_as_its_rate_estimates_decay_to_nothing() -> None:
+    assert workers_for_wait(5e-324, 0.2, 0.5) == 0  # the load underflows to zero
+    policy = dataclasses.replace(POLICY, min=1, scale_to_zero_after_s=60.0)
+    assert run_idle(policy, 4 * 3600)[-1] == 1
