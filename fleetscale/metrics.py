@@ -62,11 +62,14 @@ class Recorder(Protocol):
     def fleet(self, view: FleetView, dead_letters: int) -> None:
         """The fleet's signals this tick."""
 
+    def fleet_unknown(self) -> None:
+        """The fleet's signals and recommendation are not known here (any more)."""
+
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """A decision of the leader (or of a dry-run controller)."""
 
-    def desired(self, workers: int) -> None:
-        """The fleet size of the plan this host follows."""
+    def desired(self, workers: int | None) -> None:
+        """The fleet size of the plan this host follows (None: no fresh plan)."""
 
     def recommended(self, workers: int) -> None:
         """The size the policy recommends."""
@@ -90,10 +93,13 @@ class NullRecorder:
     def fleet(self, view: FleetView, dead_letters: int) -> None:
         """Nothing."""
 
+    def fleet_unknown(self) -> None:
+        """Nothing."""
+
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """Nothing."""
 
-    def desired(self, workers: int) -> None:
+    def desired(self, workers: int | None) -> None:
         """Nothing."""
 
     def recommended(self, workers: int) -> None:
@@ -156,16 +162,18 @@ class PrometheusRecorder:
             ["outcome"],
             registry=r,
         )
-        # Every labelled series exists from the start (NaN until known), so dashboards
-        # and alerts see the metric even before its first value.
-        for quantile in WAIT_QUANTILES:
-            self._wait.labels(quantile).set(math.nan)
+        # Every series exists from the start (NaN until known; a follower is not the
+        # leader), so dashboards and alerts see the metric before its first value, and
+        # never a 0 that nobody measured (a recommendation of 0 workers would let an
+        # HPA or KEDA scale the fleet to zero).
+        for name in _PLAIN_GAUGES:
+            gauge[name].set(math.nan)
+        gauge["fleetscale_controller_leader"].set(0)
         for name in _HOST_GAUGES:
             self._host_gauges[name].labels(host).set(math.nan)
         for direction in DIRECTIONS:
             self._scales.labels(direction)
-        for outcome in OUTCOMES:
-            self._jobs.labels(outcome).set(math.nan)
+        self.fleet_unknown()
         self._spawn_failures.labels(host)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
@@ -185,15 +193,24 @@ class PrometheusRecorder:
         for outcome, rate in rates:
             self._jobs.labels(outcome).set(_known(rate))
 
+    def fleet_unknown(self) -> None:
+        """Export the fleet's signals and the recommendation as NaN (no value)."""
+        for name in _FLEET_GAUGES:
+            self._gauges[name].set(math.nan)
+        for quantile in WAIT_QUANTILES:
+            self._wait.labels(quantile).set(math.nan)
+        for outcome in OUTCOMES:
+            self._jobs.labels(outcome).set(math.nan)
+
     def decision(self, desired: int, reason: str, previous: int | None) -> None:
         """A decision: its reason, and a scale event if the size changed."""
         self._decisions.labels(reason).inc()
         if previous is not None and desired != previous:
             self._scales.labels("up" if desired > previous else "down").inc()
 
-    def desired(self, workers: int) -> None:
-        """The fleet size of the plan this host follows."""
-        self._gauges["fleetscale_workers_desired"].set(workers)
+    def desired(self, workers: int | None) -> None:
+        """The fleet size of the plan this host follows (None: no fresh plan)."""
+        self._gauges["fleetscale_workers_desired"].set(_known(workers))
 
     def recommended(self, workers: int) -> None:
         """The size the policy recommends."""
@@ -243,6 +260,14 @@ _PLAIN_GAUGES = (
     "fleetscale_policy_min_workers",
     "fleetscale_policy_max_workers",
 )
+_FLEET_GAUGES = (
+    "fleetscale_recommended_workers",
+    "fleetscale_queue_backlog_jobs",
+    "fleetscale_queue_head_of_line_age_seconds",
+    "fleetscale_queue_arrival_rate_jobs_per_second",
+    "fleetscale_dead_letters_jobs",
+)
+"""The leader's view of the fleet: unknown on a follower or after a failed read."""
 _HOST_GAUGES = (
     "fleetscale_workers_running",
     "fleetscale_workers_ready",

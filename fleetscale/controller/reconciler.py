@@ -26,6 +26,7 @@ from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
 from fleetscale.duties import Duties
+from fleetscale.errors import FleetscaleError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
@@ -104,6 +105,7 @@ class Reconciler:
         self.hosts = LiveSet(client, url, keys.hosts, keys.host)
         self.clock = RedisTimeEstimate(monotonic)
         self.lease = Lease(False, 0, None)
+        self._renewed_at = monotonic()
         self.state = State()
         self.plan: Plan | None = None
         self.quota: int | None = None
@@ -216,21 +218,50 @@ class Reconciler:
         self.recorder.spawn_failures(self.supervisor.new_spawn_failures())
 
     def lead(self) -> None:
-        """Take or keep the leader lease; a new leader resumes the stored plan's state."""
+        """Take or keep the leader lease; a new leader resumes the stored plan's state.
+
+        A leader that cannot reach Redis counts itself a follower once its lease has
+        expired (a TTL after the last renewal was sent): another controller may lead by
+        then, and this one must not go on exporting the fleet's figures as the leader's.
+        """
         was_leading = self.lease.leading
-        self.lease = self.leadership.attempt()
+        sent_at = self.monotonic()
+        try:
+            self.lease = self.leadership.attempt()
+        except FleetscaleError:
+            if was_leading and sent_at - self._renewed_at >= self.leadership.ttl_s:
+                self.lease = Lease(False, self.lease.token, None)
+                self._stop_leading("its lease expired while Redis was unreachable")
+            raise
         self.recorder.leader(self.lease.leading)
+        if self.lease.leading:
+            self._renewed_at = sent_at
         if self.lease.leading and not was_leading:
             log.info("controller %s leads fleet %r (token %d)", self.settings.host_id,
                      self.keys.fleet, self.lease.token)  # fmt: skip
             stored = self.plans.read()
             self.state = stored.state if stored else State()
         elif was_leading and not self.lease.leading:
-            log.warning("controller %s lost the lead to %s", self.settings.host_id,
-                        host_of(self.lease.holder))  # fmt: skip
+            self._stop_leading(f"it lost the lead to {host_of(self.lease.holder)}")
+
+    def _stop_leading(self, why: str) -> None:
+        log.warning("controller %s no longer leads: %s", self.settings.host_id, why)
+        self.recorder.leader(False)
+        self.recorder.fleet_unknown()
 
     def decide(self) -> None:
-        """Leader only: observe the fleet, decide its size, publish the plan."""
+        """Leader only: observe the fleet, decide its size, publish the plan.
+
+        When that fails, the fleet's figures are exported as unknown rather than as
+        the last tick's, which would look current.
+        """
+        try:
+            self._decide()
+        except FleetscaleError:
+            self.recorder.fleet_unknown()
+            raise
+
+    def _decide(self) -> None:
         self._reload_policy()
         policy = self.policy.policy
         self.recorder.policy(policy.target_p99_s, policy.min, policy.max)
@@ -296,6 +327,7 @@ class Reconciler:
         age_s = self.clock.now_s() - plan.decided_at_s
         if age_s > self.settings.plan_stale_s:
             self.quota = None
+            self.recorder.desired(None)
             return running
         self.recorder.desired(plan.desired)
         self.quota = min(plan.quotas.get(self.settings.host_id, 0), self.settings.capacity)

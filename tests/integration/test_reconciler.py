@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -13,8 +14,10 @@ from fleetscale.controller.policystore import PolicyStore
 from fleetscale.controller.reconciler import ControllerSettings, Reconciler, seed_policy
 from fleetscale.controller.supervisor import Supervisor, SupervisorSettings
 from fleetscale.embedded import EmbeddedRedis
+from fleetscale.errors import FleetscaleError
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
+from fleetscale.metrics import PrometheusRecorder
 from fleetscale.producer import Producer
 from fleetscale.registry import MemberTaken, Registry
 from fleetscale.store import Client, connect
@@ -176,3 +179,48 @@ def test_a_leader_decides_under_a_policy_holding_a_key_it_does_not_know(
         assert plan is not None and plan.desired == 2, plan  # the stored min, not the flags'
     finally:
         rec.supervisor.stop_all()
+
+
+def sample(recorder: PrometheusRecorder, name: str) -> float:
+    value = recorder.registry.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
+def test_a_leader_cut_off_from_redis_stops_exporting_itself_as_leader_once_its_lease_expires(
+    private_redis: EmbeddedRedis,
+) -> None:
+    keys = FleetKeys("cut-off")
+    client = connect(RedisSettings(url=private_redis.url, retries=0, socket_timeout_s=0.5))
+    JobStream(client, keys, private_redis.url).ensure_group()
+    clock = [1000.0]
+    recorder = PrometheusRecorder("h1")
+    assert math.isnan(sample(recorder, "fleetscale_recommended_workers")), "unknown, not 0"
+    assert sample(recorder, "fleetscale_controller_leader") == 0
+    policy, _ = seed_policy(PolicyStore(client, keys, private_redis.url), Policy(min=2))
+    rec = Reconciler(
+        client=client, keys=keys, url=private_redis.url,
+        settings=ControllerSettings(host_id="h1", capacity=8),
+        supervisor=Supervisor(FakeLauncher(), SupervisorSettings(warm=0, stop_grace_s=2)),
+        leadership=Leadership(client, keys, private_redis.url, lease_id("h1"), ttl_s=5),
+        policy=policy, recorder=recorder, monotonic=lambda: clock[0],
+    )  # fmt: skip
+    rec.lead()
+    rec.heartbeat()
+    rec.decide()
+    assert sample(recorder, "fleetscale_controller_leader") == 1
+    assert sample(recorder, "fleetscale_recommended_workers") == 2
+
+    private_redis.kill()
+    with pytest.raises(FleetscaleError):
+        rec.decide()
+    assert math.isnan(sample(recorder, "fleetscale_queue_backlog_jobs")), "no stale figures"
+    with pytest.raises(FleetscaleError):
+        rec.lead()
+    assert rec.lease.leading, "within its lease it may still lead"
+    clock[0] += 5.0
+    with pytest.raises(FleetscaleError):
+        rec.lead()
+    assert not rec.lease.leading
+    assert sample(recorder, "fleetscale_controller_leader") == 0
+    assert math.isnan(sample(recorder, "fleetscale_recommended_workers"))
