@@ -17,9 +17,15 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import main
+from fleetscale.histogram import MAX_VALUE_S
 from fleetscale.keys import FleetKeys
 from fleetscale.status import read_status
 from fleetscale.store import connect
+
+
+def _wait(value: float | None) -> str:
+    """A wait quantile; the histogram's last bucket holds every wait from its top up."""
+    return f"≥{MAX_VALUE_S:.0f}s" if value is not None and value >= MAX_VALUE_S else _seconds(value)
 
 
 def _seconds(value: float | None) -> str:
@@ -75,7 +81,7 @@ def render(status: dict[str, Any]) -> str:
         f"   head-of-line age {_seconds(status['head_of_line_age_s'])}",
         f"arrivals {_rate(status['arrival_rate_per_s'])}"
         f"   completed {_rate(status['completed_per_s'])}   failed {_rate(status['failed_per_s'])}",
-        f"wait     p50 {_seconds(status['wait_p50_s'])}  p99 {_seconds(status['wait_p99_s'])}"
+        f"wait     p50 {_wait(status['wait_p50_s'])}  p99 {_wait(status['wait_p99_s'])}"
         f"   (last {status['window_s']:g}s, {status['wait_samples']} weighted samples)",
         f"service  {_seconds(status['service_time_s'])} per job"
         f"   busy {'unknown' if busy is None else f'{busy:.0%}'}",

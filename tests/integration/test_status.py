@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from fleetscale.app import App
+from fleetscale.cli.status import render
 from fleetscale.config import RedisSettings
 from fleetscale.keys import FleetKeys
 from fleetscale.producer import Producer
@@ -60,3 +61,11 @@ def test_status_json_is_one_object_and_the_text_view_names_the_fleet(
     assert json.loads(as_json.stdout)["backlog"] == 1
     text = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert f"fleet {fleet}" in text and "backlog  1" in text
+
+
+def test_a_wait_beyond_the_histograms_top_shows_as_at_least_that(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    Producer(fleet, redis_settings.url).submit("never_run")
+    status = read_status(client, keys, redis_settings.url) | {"wait_p99_s": 600.0}
+    assert "p99 ≥600s" in render(status)
