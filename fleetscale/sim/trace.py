@@ -2,21 +2,25 @@
 
 A rate trace is a CSV with header `t_s,rate_per_s`: each row's rate holds from its `t_s`
 until the next row's, and the last row only marks the end (its rate never applies).
-Arrivals are Poisson within each step. An arrival trace is a CSV with the single header
-`arrival_s`, one job per row (seconds from the start, sorted or not).
+Rows are in time order, the first at `t_s` 0 (write `0,0` for an idle start), each
+later than the one before. Arrivals are Poisson within each step. An arrival trace is a
+CSV with the single header `arrival_s`, one job per row (seconds from the start, sorted
+or not). Every number is finite and ≥ 0; blank lines are skipped. A trace lasts at most
+`MAX_DURATION_S` and brings at most `MAX_JOBS` jobs (expected, for a rate trace), so a
+mistyped row fails at once instead of running for hours or out of memory.
 
 Comment lines starting with `#` may set the trace's own service-time defaults, e.g.
 `# service_s=0.2 service_cv=3` (used unless the caller overrides them).
 
-The shipped traces live in `fleetscale/sim/traces/` (see `SHIPPED`); a name that is not
-shipped is read as a path.
+Files are read as UTF-8 (a byte-order mark is allowed). The shipped traces live in
+`fleetscale/sim/traces/` (see `SHIPPED`); a name that is not shipped is read as a path.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
-import io
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -27,6 +31,12 @@ from fleetscale.errors import ConfigurationError
 
 SHIPPED = ("steady", "step", "spike", "ramp", "diurnal", "bursty", "heavy_tail")
 """Names of the traces in the package, in the order reports list them."""
+
+MAX_DURATION_S = 7 * 24 * 3600.0
+"""The longest trace, seconds: one week (about two minutes to simulate at a 1 s period)."""
+
+MAX_JOBS = 10_000_000
+"""The most jobs one trace may bring: about 1.3 GB and a minute and a half to simulate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,68 +103,146 @@ def load_trace(name_or_path: str) -> Trace:
     """
     if name_or_path in SHIPPED:
         resource = resources.files("fleetscale.sim") / "traces" / f"{name_or_path}.csv"
-        return parse_trace(resource.read_text(encoding="utf-8"), name_or_path)
+        return parse_trace(resource.read_text(encoding="utf-8-sig"), name_or_path)
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigurationError(
             f"unknown trace {name_or_path!r}: use one of {', '.join(SHIPPED)} or a CSV path"
         )
-    return parse_trace(path.read_text(encoding="utf-8"), path.stem)
+    if not path.is_file():
+        raise ConfigurationError(f"trace {name_or_path!r} is not a regular file: give a CSV file")
+    return parse_trace(_read_text(path), path.stem)
 
 
-def _options(lines: list[str]) -> dict[str, float]:
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"trace file {str(path)!r} is not UTF-8 text (byte {error.start}): save it as UTF-8"
+        ) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigurationError(f"cannot read trace file {str(path)!r}: {reason}") from None
+
+
+def _options(name: str, lines: list[str]) -> dict[str, float]:
     options = {}
     for line in lines:
         for word in line.lstrip("#").split():
             key, sep, value = word.partition("=")
-            if sep and key in ("service_s", "service_cv"):
-                options[key] = float(value)
+            if not (sep and key in ("service_s", "service_cv")):
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigurationError(f"trace {name!r} comment `{word}`: not a number") from None
+            options[key] = number
     return options
 
 
+def _numbers(name: str, line: int, cells: list[str]) -> list[float]:
+    values = []
+    for cell in cells:
+        try:
+            value = float(cell)
+        except ValueError:
+            raise ConfigurationError(
+                f"trace {name!r} line {line}: {cell.strip()!r} is not a number"
+            ) from None
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigurationError(
+                f"trace {name!r} line {line}: {cell.strip()} must be a finite number ≥ 0"
+            )
+        values.append(value)
+    return values
+
+
 def parse_trace(text: str, name: str) -> Trace:
-    """Parse a rate or arrival CSV (see the module docstring)."""
-    lines = text.splitlines()
-    comments = [line for line in lines if line.startswith("#")]
-    rows = list(csv.reader(io.StringIO("\n".join(ln for ln in lines if not ln.startswith("#")))))
+    """Parse a rate or arrival CSV (see the module docstring).
+
+    Raises:
+        ConfigurationError: naming the trace, and the line of a bad row.
+    """
+    comments: list[str] = []
+    rows: list[tuple[int, list[str]]] = []
+    for line, content in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        stripped = content.strip()
+        if stripped.startswith("#"):
+            comments.append(stripped)
+        elif stripped:
+            rows.append((line, next(csv.reader([stripped]))))
     if not rows:
         raise ConfigurationError(f"trace {name!r} is empty: need a `t_s,rate_per_s` header")
-    header = [cell.strip() for cell in rows[0]]
-    try:
-        options = _options(comments)
-        body = [[float(cell) for cell in row] for row in rows[1:] if row]
-    except ValueError as error:
-        raise ConfigurationError(f"trace {name!r} has a bad number: {error}") from None
+    header = [cell.strip() for cell in rows[0][1]]
+    options = _options(name, comments)
+    body = [(line, _numbers(name, line, cells)) for line, cells in rows[1:]]
     if header == ["t_s", "rate_per_s"]:
         return _rate_trace(name, body, options)
     if header == ["arrival_s"]:
-        return _arrival_trace(name, [row[0] for row in body], options)
+        return _arrival_trace(name, body, options)
     raise ConfigurationError(
         f"trace {name!r} has header {','.join(header)!r}: use `t_s,rate_per_s` or `arrival_s`"
     )
 
 
-def _rate_trace(name: str, body: list[list[float]], options: dict[str, float]) -> Trace:
-    if len(body) < 2 or any(len(row) != 2 for row in body):
+def _check_size(name: str, duration_s: float, jobs: float) -> None:
+    if duration_s > MAX_DURATION_S:
+        raise ConfigurationError(
+            f"trace {name!r} lasts {duration_s:g} s: at most {MAX_DURATION_S:g} s (one week)"
+        )
+    if jobs > MAX_JOBS:
+        raise ConfigurationError(
+            f"trace {name!r} brings {jobs:.3g} jobs: at most {MAX_JOBS:,}; "
+            "lower the rates or shorten it"
+        )
+
+
+def _rate_trace(name: str, body: list[tuple[int, list[float]]], options: dict[str, float]) -> Trace:
+    if len(body) < 2:
         raise ConfigurationError(f"trace {name!r} needs ≥ 2 rows of `t_s,rate_per_s`")
-    body.sort(key=lambda row: row[0])
-    if any(rate < 0 for _, rate in body):
-        raise ConfigurationError(f"trace {name!r} has a negative rate")
-    steps = tuple((t, rate) for t, rate in body[:-1])
-    return Trace(
+    for line, row in body:
+        if len(row) != 2:
+            raise ConfigurationError(
+                f"trace {name!r} line {line}: need 2 values `t_s,rate_per_s`, not {len(row)}"
+            )
+    line, (first_s, _) = body[0]
+    if first_s != 0:
+        raise ConfigurationError(
+            f"trace {name!r} line {line}: the first row must be at t_s 0, not {first_s:g} "
+            "(write `0,0` for an idle start)"
+        )
+    for (_, (before_s, _)), (line, (t_s, _)) in itertools.pairwise(body):
+        if t_s <= before_s:
+            raise ConfigurationError(
+                f"trace {name!r} line {line}: t_s {t_s:g} must be later than the row "
+                f"before ({before_s:g}): rows in time order"
+            )
+    trace = Trace(
         name,
-        steps,
-        body[-1][0],
+        tuple((t_s, rate) for _, (t_s, rate) in body[:-1]),
+        body[-1][1][0],
         service_s=options.get("service_s"),
         service_cv=options.get("service_cv"),
     )
+    jobs = sum(rate * (end_s - start_s) for start_s, end_s, rate in trace.segments())
+    _check_size(name, trace.duration_s, jobs)
+    return trace
 
 
-def _arrival_trace(name: str, arrivals: list[float], options: dict[str, float]) -> Trace:
+def _arrival_trace(
+    name: str, body: list[tuple[int, list[float]]], options: dict[str, float]
+) -> Trace:
+    for line, row in body:
+        if len(row) != 1:
+            raise ConfigurationError(
+                f"trace {name!r} line {line}: need 1 value `arrival_s`, not {len(row)}"
+            )
+    arrivals = sorted(row[0] for _, row in body)
     if not arrivals:
         raise ConfigurationError(f"trace {name!r} lists no arrivals")
-    arrivals.sort()
     duration_s = math.floor(arrivals[-1]) + 1.0
+    _check_size(name, duration_s, len(arrivals))
     counts = [0] * int(duration_s)
     for arrival in arrivals:
         counts[int(arrival)] += 1

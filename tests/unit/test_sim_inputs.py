@@ -1,0 +1,108 @@
+"""What the simulator and `fleetscale simulate` accept: bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleetscale.cli import main
+from fleetscale.errors import ConfigurationError
+from fleetscale.exitcode import ExitCode
+from fleetscale.sim.trace import load_trace, parse_trace
+
+
+@dataclass(frozen=True, slots=True)
+class BadTrace:
+    """A trace text the parser must refuse, and what the error must say."""
+
+    id: str
+    text: str
+    says: str
+
+
+RATE = "t_s,rate_per_s\n"
+BAD_TRACES = [
+    BadTrace("a nan rate", RATE + "0,nan\n120,0\n", "line 2: nan must be a finite number ≥ 0"),
+    BadTrace("an infinite rate", RATE + "0,inf\n120,0\n", "line 2: inf must be a finite"),
+    BadTrace("an infinite end", RATE + "0,10\ninf,0\n", "line 3: inf must be a finite"),
+    BadTrace("a nan time", RATE + "nan,10\n0,5\n120,0\n", "line 2: nan must be a finite"),
+    BadTrace("a negative time", RATE + "-100,10\n120,0\n", "line 2: -100 must be a finite"),
+    BadTrace("a first row after 0", RATE + "30,10\n120,0\n", "first row must be at t_s 0"),
+    BadTrace("rows out of order", RATE + "0,10\n90,5\n60,0\n", "line 4: t_s 60 must be later"),
+    BadTrace("a zero-length trace", RATE + "0,10\n0,0\n", "line 3: t_s 0 must be later"),
+    BadTrace("a row of three values", RATE + "0,10,3\n120,0\n", "line 2: need 2 values"),
+    BadTrace("a nan arrival", "arrival_s\nnan\n", "line 2: nan must be a finite"),
+    BadTrace("an infinite arrival", "arrival_s\ninf\n", "line 2: inf must be a finite"),
+    BadTrace("a negative arrival", "arrival_s\n1\n-2.5\n3\n", "line 3: -2.5 must be a finite"),
+    BadTrace("a week and more", RATE + "0,0.001\n1e9,0\n", "lasts 1e+09 s: at most 604800 s"),
+    BadTrace("an arrival a week out", "arrival_s\n1e10\n", "lasts 1e+10 s"),
+    BadTrace("too many jobs", RATE + "0,1e8\n3600,0\n", "brings 3.6e+11 jobs: at most 10,000,000"),
+    BadTrace("a word for a number", "arrival_s\n1\nsoon\n", "line 3: 'soon' is not a number"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_TRACES, ids=[c.id for c in BAD_TRACES])
+def test_a_trace_with_a_bad_value_is_refused_naming_the_line(case: BadTrace) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_trace(case.text, "bad")
+    assert case.says in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_lines_of_only_spaces_are_skipped() -> None:
+    trace = parse_trace("t_s,rate_per_s\n0,10\n   \n120,0\n  \t\n", "spaced")
+    assert (trace.steps, trace.duration_s) == (((0.0, 10.0),), 120.0)
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["simulate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_trace_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_text("t_s,rate_per_s\n0,10\n120,0\n", encoding="utf-8-sig")
+    assert load_trace(str(path)).duration_s == 120.0
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("t_s,rate_per_s\n0,10\n120,0\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"\xff\xfe garbage\n", "is not UTF-8 text"),
+    ],
+    ids=["utf-16", "latin-1"],
+)
+def test_a_trace_file_that_is_not_utf8_is_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    code, _, err = cli("--trace", str(path))
+    assert code == ExitCode.USAGE
+    assert says in err and "odd.csv" in err, err
+    assert err.count("\n") == 1, err
+
+
+def test_an_unreadable_trace_file_is_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "locked.csv"
+    path.write_text("t_s,rate_per_s\n0,10\n120,0\n", encoding="utf-8")
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    code, _, err = cli("--trace", str(path))
+    assert code == ExitCode.USAGE
+    assert "cannot read trace file" in err and "Permission denied" in err, err
+
+
+def test_a_trace_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    code, _, err = cli("--trace", str(tmp_path))
+    assert code == ExitCode.USAGE
+    assert "is not a regular file" in err, err
