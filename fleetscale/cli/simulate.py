@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
@@ -16,21 +15,17 @@ from fleetscale.sim.engine import SimConfig
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.scaler import POLICIES
 from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
+from fleetscale.sim.service import check_service
 from fleetscale.sim.trace import SHIPPED, load_trace
-
-MAX_SERVICE_CV = 1000.0
 
 
 def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """Click callback: refuse NaN, inf and a cv above `MAX_SERVICE_CV` (whose square
-    overflows the lognormal); the simulator refuses a negative one."""
-    if value is None or (math.isfinite(value) and value <= MAX_SERVICE_CV):
-        return value
-    raise click.BadParameter(
-        f"{value} must be a finite number ≤ {MAX_SERVICE_CV:g} (0 = constant, 1 ≈ exponential)",
-        ctx=ctx,
-        param=param,
-    )
+    """Click callback: the simulator's cv check (`check_service`), when the line is read."""
+    try:
+        check_service(None, value)
+    except ConfigurationError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+    return value
 
 
 @main.command("simulate")

@@ -31,10 +31,15 @@ class Outcome:
 def trace_service(
     trace: Trace, mean_s: float | None = None, cv: float | None = None
 ) -> ServiceTime:
-    """The run-time distribution: the caller's values, else the trace's, else the defaults."""
-    mean = mean_s if mean_s is not None else trace.service_s or DEFAULT_SERVICE_S
-    spread = cv if cv is not None else trace.service_cv
-    return service_time(mean, spread if spread is not None else DEFAULT_SERVICE_CV)
+    """The run-time distribution: the caller's values, else the trace's, else the defaults.
+
+    Raises:
+        ConfigurationError: for a mean or cv `check_service` refuses (a 0 is refused,
+            never replaced by a default).
+    """
+    mean = next(m for m in (mean_s, trace.service_s, DEFAULT_SERVICE_S) if m is not None)
+    spread = next(c for c in (cv, trace.service_cv, DEFAULT_SERVICE_CV) if c is not None)
+    return service_time(mean, spread)
 
 
 def sim_policy(**settings: str) -> Policy:

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 from fleetscale.errors import ConfigurationError
 
+MAX_SERVICE_CV = 1000.0
+"""The largest run-time cv: the lognormal's sigma comes from log(1 + cv²), which
+overflows not far above it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceTime:
@@ -51,16 +55,31 @@ class ServiceTime:
         return f"{self.kind}(mean={self.mean_s:g}s, cv={self.cv:g})"
 
 
+def check_service(mean_s: float | None, cv: float | None) -> None:
+    """Refuse a mean run time that is not finite and > 0, or a cv outside [0, 1000].
+
+    The one check for `simulate --service-time`/`--service-cv` and a trace's
+    `# service_s=`/`# service_cv=` comments; `None` skips a value.
+
+    Raises:
+        ConfigurationError: naming the value.
+    """
+    if mean_s is not None and not (math.isfinite(mean_s) and mean_s > 0):
+        raise ConfigurationError(f"service time {mean_s:g} s must be finite and > 0, e.g. 0.2 s")
+    if cv is not None and not 0 <= cv <= MAX_SERVICE_CV:
+        raise ConfigurationError(
+            f"service cv {cv:g} must be from 0 to {MAX_SERVICE_CV:g} "
+            "(0 = constant, 1 ≈ exponential)"
+        )
+
+
 def service_time(mean_s: float, cv: float) -> ServiceTime:
     """Return the CLI's distribution: constant when cv is 0, else lognormal.
 
     Raises:
-        ConfigurationError: for a mean ≤ 0 or a negative cv.
+        ConfigurationError: for a mean or cv `check_service` refuses.
     """
-    if not mean_s > 0:
-        raise ConfigurationError(f"service time {mean_s} must be > 0, e.g. 200ms")
-    if cv < 0:
-        raise ConfigurationError(f"service cv {cv} must be ≥ 0 (0 = constant, 1 ≈ exponential)")
+    check_service(mean_s, cv)
     if cv == 0:
         return ServiceTime("constant", mean_s, 0.0)
     return ServiceTime("lognormal", mean_s, cv)

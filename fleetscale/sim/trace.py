@@ -10,7 +10,8 @@ or not). Every number is finite and ≥ 0; blank lines are skipped. A trace last
 mistyped row fails at once instead of running for hours or out of memory.
 
 Comment lines starting with `#` may set the trace's own service-time defaults, e.g.
-`# service_s=0.2 service_cv=3` (used unless the caller overrides them).
+`# service_s=0.2 service_cv=3` (used unless the caller overrides them); they are checked
+like `simulate --service-time` and `--service-cv`.
 
 Files are read as UTF-8 (a byte-order mark is allowed). The shipped traces live in
 `fleetscale/sim/traces/` (see `SHIPPED`); a name that is not shipped is read as a path.
@@ -28,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from fleetscale.errors import ConfigurationError
+from fleetscale.sim.service import check_service
 
 SHIPPED = ("steady", "step", "spike", "ramp", "diurnal", "bursty", "heavy_tail")
 """Names of the traces in the package, in the order reports list them."""
@@ -137,6 +139,11 @@ def _options(name: str, lines: list[str]) -> dict[str, float]:
                 number = float(value)
             except ValueError:
                 raise ConfigurationError(f"trace {name!r} comment `{word}`: not a number") from None
+            mean_s, cv = (number, None) if key == "service_s" else (None, number)
+            try:
+                check_service(mean_s, cv)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"trace {name!r} comment `{word}`: {error}") from None
             options[key] = number
     return options
 

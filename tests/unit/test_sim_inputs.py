@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from fleetscale.cli import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
-from fleetscale.sim.trace import load_trace, parse_trace
+from fleetscale.sim.scenario import trace_service
+from fleetscale.sim.trace import Trace, load_trace, parse_trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,30 @@ def test_a_trace_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     code, _, err = cli("--trace", str(tmp_path))
     assert code == ExitCode.USAGE
     assert "is not a regular file" in err, err
+
+
+@pytest.mark.parametrize(
+    ("comment", "says"),
+    [
+        ("service_s=0", "service time 0 s must be finite and > 0"),
+        ("service_s=inf", "service time inf s must be finite and > 0"),
+        ("service_s=-0.2", "service time -0.2 s"),
+        ("service_cv=nan", "service cv nan must be from 0 to 1000"),
+        ("service_cv=1e200", "service cv 1e+200 must be from 0 to 1000"),
+        ("service_cv=-1", "service cv -1"),
+        ("service_s=fast", "not a number"),
+    ],
+)
+def test_service_settings_in_a_trace_comment_get_the_checks_of_the_flags(
+    comment: str, says: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_trace(f"# {comment}\nt_s,rate_per_s\n0,10\n120,0\n", "svc")
+    assert f"trace 'svc' comment `{comment}`: {says}" in str(caught.value), str(caught.value)
+
+
+def test_a_trace_service_time_of_zero_is_refused_not_replaced_by_the_default() -> None:
+    trace = Trace("built", ((0.0, 10.0),), 120.0, service_s=0.0)
+    with pytest.raises(ConfigurationError, match="service time 0 s"):
+        trace_service(trace)
+    assert trace_service(trace, mean_s=0.3).mean_s == 0.3
