@@ -91,10 +91,21 @@ def exponential(mean_s: float) -> ServiceTime:
 
 
 def empirical(samples_s: Sequence[float]) -> ServiceTime:
-    """Run times drawn uniformly from measured samples (seconds, at least one)."""
-    if not samples_s or min(samples_s) < 0:
-        raise ConfigurationError("empirical service times need at least one sample ≥ 0")
+    """Run times drawn uniformly from measured samples (seconds, at least one).
+
+    Raises:
+        ConfigurationError: for no sample, a sample that is not finite and ≥ 0, or a
+            mean that is not finite and > 0 (all samples 0).
+    """
+    if not samples_s:
+        raise ConfigurationError("empirical service times need at least one sample")
+    bad = next((s for s in samples_s if not (math.isfinite(s) and s >= 0)), None)
+    if bad is not None:
+        raise ConfigurationError(f"empirical service time sample {bad} must be finite and ≥ 0")
     mean = sum(samples_s) / len(samples_s)
-    variance = sum((s - mean) ** 2 for s in samples_s) / len(samples_s)
-    cv = math.sqrt(variance) / mean if mean > 0 else 0.0
-    return ServiceTime("empirical", mean, cv, tuple(samples_s))
+    if not (math.isfinite(mean) and mean > 0):
+        raise ConfigurationError(
+            f"empirical service times average {mean:g} s: need a finite mean > 0"
+        )
+    variance = sum((s - mean) * (s - mean) for s in samples_s) / len(samples_s)
+    return ServiceTime("empirical", mean, math.sqrt(variance) / mean, tuple(samples_s))

@@ -12,6 +12,7 @@ from fleetscale.cli import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
 from fleetscale.sim.scenario import trace_service
+from fleetscale.sim.service import empirical
 from fleetscale.sim.trace import Trace, load_trace, parse_trace
 
 
@@ -134,3 +135,26 @@ def test_a_trace_service_time_of_zero_is_refused_not_replaced_by_the_default() -
     with pytest.raises(ConfigurationError, match="service time 0 s"):
         trace_service(trace)
     assert trace_service(trace, mean_s=0.3).mean_s == 0.3
+
+
+@pytest.mark.parametrize(
+    ("samples", "says"),
+    [
+        ([], "at least one sample"),
+        ([float("nan"), 0.2], "sample nan must be finite and ≥ 0"),
+        ([float("inf")], "sample inf must be finite"),
+        ([0.1, -0.3], "sample -0.3 must be finite"),
+        ([0.0, 0.0], "average 0 s: need a finite mean > 0"),
+    ],
+    ids=["none", "nan", "inf", "negative", "all zero"],
+)
+def test_empirical_run_times_refuse_samples_that_are_not_finite_and_a_zero_mean(
+    samples: list[float], says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        empirical(samples)
+
+
+def test_empirical_run_times_keep_their_mean_and_cv() -> None:
+    service = empirical([0.1, 0.3])
+    assert (service.mean_s, service.cv) == (pytest.approx(0.2), pytest.approx(0.5))
