@@ -14,6 +14,9 @@ it arrived in (a job never started by the end waits until the end).
   opposite directions. Both after the warm-up, like attainment: the cold start from an
   empty fleet is not steady behaviour.
 - `wait_p99_s`, `wait_mean_s`: over every job arriving after the warm-up.
+
+A trace no longer than the warm-up has nothing to score (it used to score attainment 1
+with no job judged): `check_scorable` refuses it, and `summarise` calls it.
 - `recovery_s`: for each rise of the trace's rate by ≥ 1.5× (scored after the warm-up),
   the end of the last 1 s arrival bin within the next 60 s whose p99 wait exceeds the
   target, measured from the rise (0 when none does); the worst one, or None when the
@@ -27,9 +30,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from fleetscale.errors import ConfigurationError
 from fleetscale.sim.engine import Run
 from fleetscale.sim.scaler import oracle_workers
 from fleetscale.sim.service import ServiceTime
+from fleetscale.sim.trace import Trace
 
 WARMUP_S = 60.0
 SLO_WINDOW_S = 10.0
@@ -56,6 +61,19 @@ class Summary:
     def to_dict(self) -> dict[str, object]:
         """The JSON object `simulate --json` prints."""
         return asdict(self)
+
+
+def check_scorable(trace: Trace) -> None:
+    """Refuse a trace that ends within the warm-up: no arrival of it would be scored.
+
+    Raises:
+        ConfigurationError: naming the trace and the least length.
+    """
+    if not trace.duration_s > WARMUP_S:
+        raise ConfigurationError(
+            f"trace {trace.name!r} lasts {trace.duration_s:g} s: it must last longer than "
+            f"the {WARMUP_S:g} s warm-up, after which runs are scored"
+        )
 
 
 def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
@@ -131,7 +149,12 @@ def oracle_worker_seconds(run: Run, service: ServiceTime, target_s: float) -> fl
 
 
 def summarise(run: Run, service: ServiceTime, target_s: float) -> Summary:
-    """Judge a run against the target (see the module docstring)."""
+    """Judge a run against the target (see the module docstring).
+
+    Raises:
+        ConfigurationError: for a trace `check_scorable` refuses.
+    """
+    check_scorable(run.trace)
     first = bisect.bisect_left(run.arrivals_s, WARMUP_S)
     scored = sorted(run.waits_s[first:])
     scored_changes = [(t, size) for t, size in run.changes if t >= WARMUP_S]

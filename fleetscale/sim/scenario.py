@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fleetscale.controller.policy import Policy
 from fleetscale.sim.engine import Run, SimConfig, simulate
-from fleetscale.sim.report import Summary, summarise
+from fleetscale.sim.report import Summary, check_scorable, summarise
 from fleetscale.sim.scaler import make_scaler, oracle_workers
 from fleetscale.sim.service import ServiceTime, service_time
 from fleetscale.sim.trace import Trace
@@ -65,7 +65,12 @@ def run_scenario(
             (default `sim_policy()`).
         service: run times (default `trace_service(trace)`).
         config: engine settings (default `SimConfig()` with the policy's target).
+
+    Raises:
+        ConfigurationError: for a trace no longer than the warm-up (`check_scorable`),
+            before anything is simulated.
     """
+    check_scorable(trace)
     policy = policy or sim_policy()
     service = service or trace_service(trace)
     config = config or SimConfig(target_p99_s=policy.target_p99_s)

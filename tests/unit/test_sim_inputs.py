@@ -11,8 +11,11 @@ from click.testing import CliRunner
 from fleetscale.cli import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
+from fleetscale.sim.engine import SimConfig, simulate
+from fleetscale.sim.report import summarise
+from fleetscale.sim.scaler import StaticScaler
 from fleetscale.sim.scenario import trace_service
-from fleetscale.sim.service import empirical
+from fleetscale.sim.service import empirical, service_time
 from fleetscale.sim.trace import Trace, load_trace, parse_trace
 
 
@@ -158,3 +161,25 @@ def test_empirical_run_times_refuse_samples_that_are_not_finite_and_a_zero_mean(
 def test_empirical_run_times_keep_their_mean_and_cv() -> None:
     service = empirical([0.1, 0.3])
     assert (service.mean_s, service.cv) == (pytest.approx(0.2), pytest.approx(0.5))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["t_s,rate_per_s\n0,50\n45,0\n", "t_s,rate_per_s\n0,50\n60,0\n", "arrival_s\n1\n"],
+    ids=["45 s", "exactly the warm-up", "one arrival"],
+)
+def test_a_trace_no_longer_than_the_warm_up_is_refused_not_scored_perfect(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = cli("--trace", str(path), "--json")
+    assert code == ExitCode.USAGE, out
+    assert "must last longer than the 60 s warm-up" in err, err
+
+
+def test_summarising_a_run_shorter_than_the_warm_up_is_refused() -> None:
+    trace = parse_trace("arrival_s\n0.5\n30\n", "short")
+    run = simulate(trace, StaticScaler(1), service_time(0.1, 0), SimConfig())
+    with pytest.raises(ConfigurationError, match="lasts 31 s"):
+        summarise(run, service_time(0.1, 0), 0.5)
