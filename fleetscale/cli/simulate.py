@@ -11,7 +11,7 @@ from fleetscale.cli.options import fail, plot_option, to_seconds
 from fleetscale.cli.root import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
-from fleetscale.sim.engine import SimConfig
+from fleetscale.sim.engine import SimConfig, check_period
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.scaler import POLICIES
 from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
@@ -76,8 +76,10 @@ def simulate(
             settings["max"] = str(max_workers)
         policy = sim_policy(**settings)
         service = trace_service(trace, service_time, service_cv)
-        if period <= 0:
-            raise ConfigurationError(f"--period {period} must be > 0, e.g. 1s")
+        try:
+            check_period(period, trace.duration_s)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"--period: {error}") from None
         config = SimConfig(
             target_p99_s=target_p99, period_s=period, startup=StartUp(cold_s=startup), seed=seed
         )

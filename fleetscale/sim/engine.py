@@ -2,10 +2,14 @@
 
 Jobs are served in arrival order by whichever worker frees first (a heap of worker free
 times), which is exactly FIFO dispatch from a Redis consumer group with prefetch 1. The
-engine advances in ticks of min(period, 1 s): before each tick it starts every job that
-can start by then, so what the scaler observes at a tick is the state at that instant;
-then the scaler decides (every `period_s`) and the pool converges to the new quotas.
-Jobs that cannot start before the next tick wait for it, because the fleet may change.
+engine ticks at every decision time (k × `period_s`) and at every whole second: before
+each tick it starts every job that can start by then, so what the scaler observes at a
+tick is the state at that instant; at a decision time the scaler decides and the pool
+converges to the new quotas; at a whole second the timeline gets its row. A decision
+time within a nanosecond of a whole second is one tick. Jobs that cannot start before
+the next tick wait for it, because the fleet may change. The timeline has one row per
+second whatever the period (a period of 0.3 s used to leave rows only where a decision
+fell on a whole second, and 1.5 s was rounded to 2 s).
 
 Deterministic for a seed: arrivals, run times and worker flush phases come from
 separate seeded generators.
@@ -17,11 +21,13 @@ import bisect
 import heapq
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fleetscale.controller.policy import Observation
 from fleetscale.controller.quota import assign_quotas
+from fleetscale.errors import ConfigurationError
 from fleetscale.sim.pool import StartUp, WorkerPool
 from fleetscale.sim.service import ServiceTime
 from fleetscale.sim.telemetry import Telemetry
@@ -29,6 +35,12 @@ from fleetscale.sim.trace import Trace
 
 DEFAULT_HOSTS = tuple((f"host-{i}", 64) for i in range(8))
 """Eight hosts of 64 workers each."""
+
+MAX_DECISIONS = 1_000_000
+"""The most decisions one run may take (trace length ÷ period): a tiny period fails at
+once instead of running for hours."""
+
+_SAME_TICK_S = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,18 +205,59 @@ class _Engine:
             self.waits[job] = max(0.0, end_s - self.arrivals[job])
 
 
+def check_period(period_s: float, duration_s: float) -> None:
+    """Refuse a decision period that is not finite and > 0, or too small for the trace.
+
+    Raises:
+        ConfigurationError: naming the period and, for too many decisions, the limit.
+    """
+    if not (math.isfinite(period_s) and period_s > 0):
+        raise ConfigurationError(f"decision period {period_s:g} s must be finite and > 0, e.g. 1s")
+    if duration_s / period_s > MAX_DECISIONS:
+        raise ConfigurationError(
+            f"decision period {period_s:g} s makes {duration_s / period_s:.3g} decisions over "
+            f"the trace's {duration_s:g} s: at most {MAX_DECISIONS:,}; use a longer period"
+        )
+
+
+def ticks(period_s: float, duration_s: float) -> Iterator[tuple[float, bool, bool]]:
+    """Yield (now_s, decides, whole_second) in time order (see the module docstring).
+
+    Decision times are k × `period_s` up to `duration_s`, whole seconds 1 … ⌊duration⌋.
+    A decision time within a nanosecond of a whole second is one tick at the decision's
+    time, which keeps runs at a period dividing 1 s or a whole number of seconds as they
+    were before the timeline was made independent of the period.
+    """
+    last_decision = math.floor(duration_s / period_s)
+    last_second = math.floor(duration_s)
+    decision, second = 0, 1
+    while decision <= last_decision or second <= last_second:
+        decision_s = decision * period_s if decision <= last_decision else math.inf
+        if second <= last_second and second < decision_s - _SAME_TICK_S:
+            yield float(second), False, True
+            second += 1
+            continue
+        whole = second <= last_second and abs(decision_s - second) < _SAME_TICK_S
+        yield decision_s, True, whole
+        decision += 1
+        if whole:
+            second += 1
+
+
 def simulate(trace: Trace, scaler: Scaler, service: ServiceTime, config: SimConfig) -> Run:
-    """Replay `trace` against `scaler`; return the raw run (see `report.summarise`)."""
+    """Replay `trace` against `scaler`; return the raw run (see `report.summarise`).
+
+    Raises:
+        ConfigurationError: for a scaler period `check_period` refuses.
+    """
+    check_period(scaler.period_s, trace.duration_s)
     engine = _Engine(trace, service, config)
-    step_s = min(scaler.period_s, 1.0)
-    decide_every = max(1, round(scaler.period_s / step_s))
     timeline: list[Second] = []
     changes: list[tuple[float, int]] = []
     desired, observed_p99, last_second_started = 0, None, 0
-    for tick in range(math.floor(trace.duration_s / step_s) + 1):
-        now_s = tick * step_s
+    for now_s, decides, whole_second in ticks(scaler.period_s, trace.duration_s):
         engine.serve(now_s)
-        if tick % decide_every == 0:
+        if decides:
             observation = engine.observe(now_s)
             observed_p99 = observation.wait_p99_s
             wanted = scaler.desired(observation, now_s)
@@ -212,7 +265,7 @@ def simulate(trace: Trace, scaler: Scaler, service: ServiceTime, config: SimConf
                 changes.append((now_s, wanted))
             desired = wanted
             engine.act(desired, now_s)
-        if abs(now_s - round(now_s)) < 1e-9 and now_s > 0:
+        if whole_second:
             ready = sum(view.ready for view in engine.pool.views(now_s))
             engine.telemetry.adapt((engine.started - last_second_started) / max(1, ready))
             last_second_started = engine.started

@@ -16,7 +16,7 @@ from fleetscale.controller.capacity import mean_wait_s, wait_quantile_s, workers
 from fleetscale.controller.policy import Observation
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
-from fleetscale.sim.engine import SimConfig, simulate
+from fleetscale.sim.engine import SimConfig, simulate, ticks
 from fleetscale.sim.pool import StartUp, WorkerPool
 from fleetscale.sim.report import WARMUP_S, nearest_rank, reversals, summarise
 from fleetscale.sim.scaler import CeleryScaler, HpaScaler, KedaScaler, StaticScaler
@@ -138,6 +138,55 @@ def test_head_of_line_age_and_backlog_are_read_live() -> None:
     assert at_one.head_of_line_age_s == pytest.approx(0.5)
     assert at_one.backlog == 2
     assert at_one.wait_p99_s is None and at_one.telemetry_age_s is None
+
+
+@pytest.mark.parametrize("period_s", [0.3, 0.7, 1.5, 2.5])
+def test_the_timeline_has_a_row_every_second_whatever_the_decision_period(
+    period_s: float,
+) -> None:
+    recorder = Recorder(1)
+    recorder.period_s = period_s
+    trace = parse_trace("t_s,rate_per_s\n0,5\n30,0\n", "flat")
+    run = simulate(trace, recorder, service_time(0.1, 0), SimConfig(hosts=(("h", 4),)))
+    assert [row.t_s for row in run.timeline] == [float(s) for s in range(1, 31)]
+    decided = [t for t, _ in recorder.seen]
+    assert decided == pytest.approx([k * period_s for k in range(len(decided))])
+    assert decided[-1] <= 30.0 < decided[-1] + period_s, "decide until the end, unrounded"
+
+
+def previous_ticks(period_s: float, duration_s: float) -> list[tuple[float, bool, bool]]:
+    """The engine's ticks before the timeline was made independent of the period."""
+    step_s = min(period_s, 1.0)
+    every = max(1, round(period_s / step_s))
+    found = []
+    for tick in range(math.floor(duration_s / step_s) + 1):
+        now_s = tick * step_s
+        found.append((now_s, tick % every == 0, abs(now_s - round(now_s)) < 1e-9 and now_s > 0))
+    return found
+
+
+@pytest.mark.parametrize("period_s", [1.0, 0.5, 0.25, 0.2, 0.1, 2.0, 15.0])
+@pytest.mark.parametrize("duration_s", [3600.0, 3430.0, 1200.5])
+def test_a_period_dividing_a_second_or_of_whole_seconds_ticks_as_before(
+    period_s: float, duration_s: float
+) -> None:
+    assert list(ticks(period_s, duration_s)) == previous_ticks(period_s, duration_s)
+
+
+@pytest.mark.parametrize(
+    ("period_s", "says"),
+    [(0.0, "must be finite and > 0"), (math.nan, "must be finite"), (1e-7, "at most 1,000,000")],
+    ids=["zero", "nan", "a tenth of a microsecond"],
+)
+def test_a_decision_period_that_is_not_positive_or_too_small_is_refused_at_once(
+    period_s: float, says: str
+) -> None:
+    recorder = Recorder(1)
+    recorder.period_s = period_s
+    trace = parse_trace("t_s,rate_per_s\n0,5\n1200,0\n", "flat")
+    with pytest.raises(ConfigurationError, match=says):
+        simulate(trace, recorder, service_time(0.1, 0), SimConfig())
+    assert recorder.seen == []
 
 
 def test_the_leader_reads_the_mean_and_cv_of_run_times_from_complete_windows() -> None:
@@ -278,8 +327,17 @@ def test_simulate_json_prints_the_documented_summary_fields() -> None:
         (("--trace", "step", "--target-p99", "5xs"), "bad duration '5xs'"),
         (("--trace", "step", "--policy", "magic"), "'magic' is not one of"),
         (("--trace", "step", "--service-cv", "-1"), "service cv -1"),
+        (("--trace", "step", "--period", "1e-7"), "--period: decision period 1e-07 s makes"),
+        (("--trace", "step", "--period", "0"), "--period: decision period 0 s must be"),
     ],
-    ids=["unknown trace", "bad duration", "unknown policy", "negative cv"],
+    ids=[
+        "unknown trace",
+        "bad duration",
+        "unknown policy",
+        "negative cv",
+        "tiny period",
+        "no period",
+    ],
 )
 def test_simulate_refuses_bad_input_with_one_line_and_the_usage_code(
     args: tuple[str, ...], says: str
