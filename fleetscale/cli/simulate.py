@@ -32,7 +32,7 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
 @click.option("--trace", "trace_name", required=True, help=f"{', '.join(SHIPPED)}, or a CSV path.")
 @click.option("--policy", "policy_name", default="default", show_default=True,
               type=click.Choice(POLICIES), help="Scaler to run.")  # fmt: skip
-@plot_option("Write a PNG here (needs matplotlib).", "plot_path")
+@plot_option("Write a PNG here, a name ending in .png (needs matplotlib).", "plot_path")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--target-p99", default="500ms", show_default=True, callback=to_seconds)
 @click.option("--service-time", default=None, callback=to_seconds,
@@ -70,6 +70,10 @@ def simulate(
       fleetscale simulate --trace my_load.csv --policy hpa --json
     """
     try:
+        if plot_path is not None and plot_path.suffix.lower() != ".png":
+            # Checked before the run: matplotlib refused other suffixes only after it,
+            # and wrote a name without one to `name.png`.
+            raise ConfigurationError(f"--plot {str(plot_path)!r}: give a name ending in .png")
         trace = load_trace(trace_name)
         settings = {"target_p99_s": str(target_p99), "min": str(min_workers)}
         if max_workers is not None:

@@ -183,3 +183,11 @@ def test_summarising_a_run_shorter_than_the_warm_up_is_refused() -> None:
     run = simulate(trace, StaticScaler(1), service_time(0.1, 0), SimConfig())
     with pytest.raises(ConfigurationError, match="lasts 31 s"):
         summarise(run, service_time(0.1, 0), 0.5)
+
+
+@pytest.mark.parametrize("name", ["out.xyz", "out", "out.svg"])
+def test_a_plot_name_not_ending_in_png_is_refused_before_the_run(tmp_path: Path, name: str) -> None:
+    code, out, err = cli("--trace", "step", "--policy", "static", "--plot", str(tmp_path / name))
+    assert code == ExitCode.USAGE
+    assert "give a name ending in .png" in err and out == "", err
+    assert not list(tmp_path.iterdir())
