@@ -16,12 +16,16 @@
   trace's peak rate (provisioning for the peak).
 - `oracle`: knows the trace: at each instant the Erlang-C fewest workers for the rate,
   started one start-up ahead. Its cost is the offline lower bound `oracle_worker_seconds`.
+
+Every scaler `make_scaler` builds keeps within the policy's `min` and `max` (KEDA and
+Celery start at `min`; the HPA, as in Kubernetes, never goes below 1).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import sys
 from dataclasses import dataclass, field
 
 from fleetscale.controller.capacity import workers_for_wait
@@ -115,7 +119,7 @@ class KedaScaler:
     last_active_s: float = -math.inf
 
     def __post_init__(self) -> None:
-        self.hpa = _HpaBehaviour(max(1, self.minimum), self.maximum)
+        self.hpa = _HpaBehaviour(max(1, self.minimum), self.maximum, current=self.minimum)
 
     def desired(self, observation: Observation, now_s: float) -> int:
         """Backlog per worker, with KEDA's activation and cooldown around it."""
@@ -125,7 +129,7 @@ class KedaScaler:
         if self.hpa.current == 0:
             polled = now_s % self.polling_s < self.period_s
             if backlog > 0 and polled:
-                self.hpa.current = 1
+                self.hpa.current = min(1, self.maximum)
             return self.hpa.current
         if self.minimum == 0 and now_s - self.last_active_s >= self.cooldown_s:
             self.hpa.current = 0
@@ -147,6 +151,9 @@ class CeleryScaler:
     name: str = "celery"
     current: int = 0
     last_grow_s: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self.current = max(self.current, self.minimum)
 
     def desired(self, observation: Observation, now_s: float) -> int:
         """Grow toward the backlog at once; shrink after the keepalive."""
@@ -187,13 +194,15 @@ class OracleScaler:
     service: ServiceTime
     target_p99_s: float
     lead_s: float
+    minimum: int = 0
+    maximum: int = sys.maxsize
     period_s: float = 1.0
     name: str = "oracle"
     _segments: list[tuple[float, float, float]] = field(default_factory=list)
     _sizes: dict[float, int] = field(default_factory=dict)
 
     def desired(self, observation: Observation, now_s: float) -> int:
-        """The most workers any rate in [now, now + lead + period] needs."""
+        """The most workers any rate in [now, now + lead + period] needs, within bounds."""
         if not self._segments:
             self._segments = self.trace.segments()
         horizon_s = now_s + self.lead_s + self.period_s
@@ -204,7 +213,7 @@ class OracleScaler:
                 break
             if end > now_s:
                 needed = max(needed, self._size(rate))
-        return needed
+        return min(max(needed, self.minimum), self.maximum)
 
     def _size(self, rate_per_s: float) -> int:
         if rate_per_s not in self._sizes:
@@ -268,7 +277,8 @@ def make_scaler(
         return CeleryScaler(policy.min, policy.max)
     if name == "static":
         peak = max((rate for _, rate in trace.steps), default=0.0)
-        return StaticScaler(min(policy.max, max(1, oracle_workers(peak, service, target))))
+        workers = max(1, policy.min, oracle_workers(peak, service, target))
+        return StaticScaler(min(policy.max, workers))
     if name == "oracle":
-        return OracleScaler(trace, service, target, lead_s)
+        return OracleScaler(trace, service, target, lead_s, policy.min, policy.max)
     raise ConfigurationError(f"unknown policy {name!r}: use one of {', '.join(POLICIES)}")

@@ -19,8 +19,8 @@ from fleetscale.exitcode import ExitCode
 from fleetscale.sim.engine import SimConfig, simulate, ticks
 from fleetscale.sim.pool import StartUp, WorkerPool
 from fleetscale.sim.report import WARMUP_S, nearest_rank, reversals, summarise
-from fleetscale.sim.scaler import CeleryScaler, HpaScaler, KedaScaler, StaticScaler
-from fleetscale.sim.scenario import run_scenario
+from fleetscale.sim.scaler import POLICIES, CeleryScaler, HpaScaler, KedaScaler, StaticScaler
+from fleetscale.sim.scenario import run_scenario, sim_policy
 from fleetscale.sim.service import exponential, service_time
 from fleetscale.sim.telemetry import Telemetry
 from fleetscale.sim.trace import SHIPPED, Trace, load_trace, parse_trace
@@ -277,6 +277,25 @@ def test_the_celery_baseline_grows_at_once_and_shrinks_after_its_keepalive() -> 
     assert celery.desired(Observation(backlog=30), 0.0) == 30
     assert celery.desired(Observation(backlog=2), 10.0) == 30
     assert celery.desired(Observation(backlog=2), 31.0) == 2
+
+
+SURGE = "t_s,rate_per_s\n0,2\n100,300\n160,2\n200,0\n"
+"""A quiet start (one worker would do) and a surge needing about 65 workers."""
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_scaler_keeps_within_the_policy_min_and_max(policy: str) -> None:
+    trace = parse_trace(SURGE, "surge")
+    run = run_scenario(trace, policy, policy=sim_policy(min="5", max="30")).run
+    sizes = [size for _, size in run.changes] + [row.desired for row in run.timeline]
+    assert min(sizes) >= 5 and max(sizes) <= 30, (min(sizes), max(sizes))
+
+
+@pytest.mark.parametrize("policy", ["keda", "celery"])
+def test_the_keda_and_celery_baselines_start_at_min(policy: str) -> None:
+    trace = parse_trace(SURGE, "surge")
+    run = run_scenario(trace, policy, policy=sim_policy(min="5", max="30")).run
+    assert run.changes[0] == (0.0, 5)
 
 
 def test_oracle_worker_seconds_add_erlang_c_sizes_over_the_steps() -> None:
