@@ -43,9 +43,21 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
               help="Cold start-up of a worker.")  # fmt: skip
 @click.option("--period", default="1s", show_default=True, callback=to_seconds,
               help="Decision period of the default policy.")  # fmt: skip
-@click.option("--min", "min_workers", type=int, default=0, show_default=True)
-@click.option("--max", "max_workers", type=int, default=None,
-              help="Most workers [all hosts' capacity, 512].")  # fmt: skip
+@click.option(
+    "--min",
+    "min_workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Fewest workers, up to the simulated hosts' capacity, 512 (more is refused).",
+)
+@click.option(
+    "--max",
+    "max_workers",
+    type=int,
+    default=None,
+    help="Most workers, up to the simulated hosts' capacity (more is refused) [512].",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 def simulate(
     *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleetscale.controller.policy import Policy
+from fleetscale.errors import ConfigurationError
 from fleetscale.sim.engine import Run, SimConfig, simulate
 from fleetscale.sim.report import Summary, check_scorable, summarise
 from fleetscale.sim.scaler import make_scaler, oracle_workers
@@ -43,8 +44,24 @@ def trace_service(
 
 
 def sim_policy(**settings: str) -> Policy:
-    """The default policy for simulations: `Policy()` with `max` = the hosts' capacity."""
+    """The default policy for simulations: `Policy()` with `max` = the hosts' capacity.
+
+    Raises:
+        ConfigurationError: for a bad setting, or a `min` or `max` above the simulated
+            hosts' capacity (512 workers): the pool could never run them, and they were
+            cut to it silently.
+    """
     capacity = sum(capacity for _, capacity in SimConfig().hosts)
+    for key in ("min", "max"):
+        try:
+            workers = int(settings.get(key, "0"))
+        except ValueError:
+            continue  # with_updates names the bad value
+        if workers > capacity:
+            raise ConfigurationError(
+                f"{key} {workers} is above the simulated hosts' capacity, {capacity} "
+                f"workers: use at most {capacity}"
+            )
     return Policy(max=capacity).with_updates(**settings)
 
 

@@ -14,7 +14,7 @@ from fleetscale.exitcode import ExitCode
 from fleetscale.sim.engine import SimConfig, simulate
 from fleetscale.sim.report import summarise
 from fleetscale.sim.scaler import StaticScaler
-from fleetscale.sim.scenario import trace_service
+from fleetscale.sim.scenario import sim_policy, trace_service
 from fleetscale.sim.service import empirical, service_time
 from fleetscale.sim.trace import Trace, load_trace, parse_trace
 
@@ -191,3 +191,20 @@ def test_a_plot_name_not_ending_in_png_is_refused_before_the_run(tmp_path: Path,
     assert code == ExitCode.USAGE
     assert "give a name ending in .png" in err and out == "", err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [("--min", "min 600 is above"), ("--max", "max 1000 is above")],
+)
+def test_min_or_max_above_the_simulated_hosts_capacity_is_refused(flag: str, says: str) -> None:
+    value = "600" if flag == "--min" else "1000"
+    code, out, err = cli("--trace", "step", "--policy", "static", flag, value)
+    assert code == ExitCode.USAGE, out
+    assert f"{says} the simulated hosts' capacity, 512 workers" in err, err
+
+
+def test_min_and_max_up_to_the_simulated_hosts_capacity_are_kept() -> None:
+    policy = sim_policy(min="512", max="512")
+    assert (policy.min, policy.max) == (512, 512)
+    assert sim_policy().max == 512
