@@ -20,7 +20,9 @@ with no job judged): `check_scorable` refuses it, and `summarise` calls it.
 - `recovery_s`: for each rise of the trace's rate by ≥ 1.5× (scored after the warm-up),
   the end of the last 1 s arrival bin within the next 60 s whose p99 wait exceeds the
   target, measured from the rise (0 when none does); the worst one, or None when the
-  trace has no such rise.
+  trace has no such rise. On an arrival trace a rise is one of the 10 s arrival count
+  beyond Poisson noise (`Trace.increases`): its 1 s counts rise 1.5× by chance, and a
+  steady one reported a 60 s recovery.
 """
 
 from __future__ import annotations

@@ -215,6 +215,31 @@ def test_a_rate_trace_holds_each_rate_until_the_next_row_and_ends_at_the_last() 
     assert trace.increases() == [5.0]
 
 
+def arrival_trace(rates: list[tuple[float, float]], seed: int = 7) -> Trace:
+    """An arrival trace of Poisson arrivals at `rates`: (rate, until_s) pieces in order."""
+    rng, t_s, lines = random.Random(seed), 0.0, ["arrival_s"]
+    for rate, until_s in rates:
+        t_s += rng.expovariate(rate)
+        while t_s < until_s:
+            lines.append(f"{t_s:.4f}")
+            t_s += rng.expovariate(rate)
+        t_s = until_s
+    return parse_trace("\n".join(lines) + "\n", "arrivals")
+
+
+def test_a_steady_arrival_trace_has_no_rise_so_no_recovery_time() -> None:
+    # Its 1 s counts rise 1.5x by chance every few seconds: it used to report 60 s.
+    trace = arrival_trace([(5.0, 600.0)])
+    assert trace.increases() == []
+    assert run_scenario(trace, "default").summary.recovery_s is None
+
+
+def test_an_arrival_trace_rises_where_its_rate_steps_up() -> None:
+    trace = arrival_trace([(20.0, 200.0), (80.0, 400.0), (20.0, 600.0)])
+    rises = trace.increases()
+    assert len(rises) == 1 and abs(rises[0] - 200.0) <= 2.0, rises
+
+
 def test_poisson_arrivals_follow_the_rate() -> None:
     trace = parse_trace("t_s,rate_per_s\n0,100\n100,0\n", "x")
     count = len(trace.arrival_times(random.Random(5)))
