@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -18,6 +20,8 @@ from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
 from fleetscale.sim.service import check_service
 from fleetscale.sim.trace import SHIPPED, load_trace
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """Click callback: the simulator's cv check (`check_service`), when the line is read."""
@@ -28,21 +32,51 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
     return value
 
 
+def _duration_option(flag: str, default: str | None, help_text: str) -> Callable[[F], F]:
+    """A duration option (`250ms`, `2s`, `1m` or seconds), read as seconds."""
+    return click.option(
+        flag,
+        default=default,
+        show_default=default is not None,
+        callback=to_seconds,
+        metavar="DURATION",
+        help=help_text,
+    )
+
+
 @main.command("simulate")
-@click.option("--trace", "trace_name", required=True, help=f"{', '.join(SHIPPED)}, or a CSV path.")
-@click.option("--policy", "policy_name", default="default", show_default=True,
-              type=click.Choice(POLICIES), help="Scaler to run.")  # fmt: skip
+@click.option(
+    "--trace",
+    "trace_name",
+    required=True,
+    metavar="NAME_OR_CSV",
+    help=f"{', '.join(SHIPPED)}, or a CSV path.",
+)
+@click.option(
+    "--policy",
+    "policy_name",
+    default="default",
+    show_default=True,
+    type=click.Choice(POLICIES),
+    help="Scaler to run.",
+)
 @plot_option("Write a PNG here, a name ending in .png (needs matplotlib).", "plot_path")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--target-p99", default="500ms", show_default=True, callback=to_seconds)
-@click.option("--service-time", default=None, callback=to_seconds,
-              help="Mean run time [trace's, else 200ms].")  # fmt: skip
-@click.option("--service-cv", type=float, default=None, callback=_service_cv,
-              help="Run-time cv; lognormal when > 0, constant at 0 [trace's, else 1].")  # fmt: skip
-@click.option("--startup", default="1s", show_default=True, callback=to_seconds,
-              help="Cold start-up of a worker.")  # fmt: skip
-@click.option("--period", default="1s", show_default=True, callback=to_seconds,
-              help="Decision period of the default policy.")  # fmt: skip
+@_duration_option(
+    "--target-p99", "500ms", "Queue-wait target (p99) the run is sized and judged against."
+)
+@_duration_option("--service-time", None, "Mean run time [trace's, else 200ms].")
+@click.option(
+    "--service-cv",
+    type=float,
+    default=None,
+    callback=_service_cv,
+    help="Run-time cv, 0 to 1000; lognormal when > 0, constant at 0 [trace's, else 1].",
+)
+@_duration_option("--startup", "1s", "Cold start-up of a worker.")
+@_duration_option(
+    "--period", "1s", "Decision period of the default policy; the timeline keeps a row a second."
+)
 @click.option(
     "--min",
     "min_workers",
@@ -58,7 +92,13 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
     default=None,
     help="Most workers, up to the simulated hosts' capacity (more is refused) [512].",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seeds arrivals, run times and worker telemetry phases.",
+)
 def simulate(
     *,
     trace_name: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -208,3 +209,12 @@ def test_min_and_max_up_to_the_simulated_hosts_capacity_are_kept() -> None:
     policy = sim_policy(min="512", max="512")
     assert (policy.min, policy.max) == (512, 512)
     assert sim_policy().max == 512
+
+
+def test_simulate_help_describes_every_option_and_names_durations() -> None:
+    command = main.get_command(click.Context(main), "simulate")
+    assert command is not None
+    options = [p for p in command.params if isinstance(p, click.Option)]
+    assert [o.name for o in options if not o.help] == []
+    durations = {"target_p99", "service_time", "startup", "period"}
+    assert {o.name for o in options if o.metavar == "DURATION"} == durations
