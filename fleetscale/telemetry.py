@@ -143,11 +143,12 @@ class JobRecorder:
 
     - a sampled job's wait goes to the buffer as the job starts, into the window it
       starts in, so the wait of a job that runs for minutes is seen within a flush;
-    - outcomes and sampled run times are counted per batch and handed over in one
-      `commit`, into the window the batch ends in — the lock is taken once per batch;
+    - sampled run times are collected per batch and handed over in one `commit`, into
+      the window the batch ends in — the lock is taken once per batch;
     - busy time is a running total (`busy_s`, the running job included) that the
-      housekeeper reads at each flush and files with the up time, so a long job counts
-      as busy while it runs, not all at once when it ends.
+      housekeeper reads at each flush, with the outcome counters, and files beside the
+      up time (`FlushTally`): a long job counts as busy while it runs, and a window's
+      busy time and completions come from the same instants.
     """
 
     def __init__(self, buffer: TelemetryBuffer, sampler: Sampler, clock: RedisTimeEstimate) -> None:
@@ -157,7 +158,7 @@ class JobRecorder:
         self._finished_s = 0.0
         self._running_since: float | None = None
         self._weight = 0
-        self._batch = WindowDelta()
+        self._runs = Histogram()
 
     def start(self, started_s: float, entry_id: bytes) -> None:
         """A job starts at monotonic `started_s`; its stream `entry_id` carries the
@@ -170,18 +171,14 @@ class JobRecorder:
             sample.wait.record(redis_s - int(entry_id.split(b"-", 1)[0]) / 1000, weight)
             self.buffer.add(window_of(redis_s), sample)
 
-    def finish(self, run_s: float, ok: bool) -> None:
-        """The job started last ran `run_s` seconds; `ok` is False when it failed."""
+    def finish(self, run_s: float) -> None:
+        """The job started last ran `run_s` seconds."""
         # Stop the running clock before adding the run: `busy_s` may undercount for an
         # instant (the next read makes it up), never count the run twice.
         self._running_since = None
         self._finished_s += run_s
-        if ok:
-            self._batch.done += 1
-        else:
-            self._batch.failed += 1
         if self._weight:
-            self._batch.run.record(run_s, self._weight)
+            self._runs.record(run_s, self._weight)
 
     def busy_s(self, now_s: float) -> float:
         """Seconds spent running jobs so far, the running one up to monotonic `now_s`
@@ -191,10 +188,36 @@ class JobRecorder:
         return finished + (max(0.0, now_s - since) if since is not None else 0.0)
 
     def commit(self, now_s: float) -> None:
-        """Hand the batch's outcomes and run times to the buffer (monotonic `now_s`)."""
-        if self._batch.done or self._batch.failed:
-            self.buffer.add(window_of(now_s + (self.clock.offset_s or 0.0)), self._batch)
-            self._batch = WindowDelta()
+        """Hand the batch's sampled run times to the buffer (monotonic `now_s`)."""
+        if self._runs.counts:
+            window = window_of(now_s + (self.clock.offset_s or 0.0))
+            self.buffer.add(window, WindowDelta(run=self._runs))
+            self._runs = Histogram()
+
+
+class FlushTally:
+    """Turns a worker's running totals into the deltas of one flush (housekeeper thread).
+
+    Busy time never goes back: a read that ran ahead by an instant is made up by the
+    next one being smaller.
+    """
+
+    def __init__(self) -> None:
+        self._busy_s = 0.0
+        self._done = 0
+        self._failed = 0
+
+    def delta(self, up_s: float, busy_s: float, done: int, failed: int) -> WindowDelta:
+        """The flush's delta from `up_s` seconds up and the totals so far (seconds, jobs)."""
+        delta = WindowDelta(
+            up_us=int(up_s * 1e6),
+            busy_us=max(0, int((busy_s - self._busy_s) * 1e6)),
+            done=done - self._done,
+            failed=failed - self._failed,
+        )
+        self._busy_s = max(self._busy_s, busy_s)
+        self._done, self._failed = done, failed
+        return delta
 
 
 class TelemetryFlusher:

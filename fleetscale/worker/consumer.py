@@ -306,7 +306,7 @@ class Consumer:
         weight = RUN_TIME_SMOOTHING if self.mean_run_s else 1.0
         self.mean_run_s += weight * (run_s - self.mean_run_s)
         if self.recorder is not None:
-            self.recorder.finish(run_s, failure is None)
+            self.recorder.finish(run_s)
         if failure is None:
             self.stats.done += 1
             self._unsettled.acks.append(delivery.entry_id)

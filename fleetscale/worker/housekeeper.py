@@ -21,7 +21,7 @@ from fleetscale.duties import Duties
 from fleetscale.jobstream import JobStream
 from fleetscale.registry import Registry
 from fleetscale.store import Client, redis_errors, redis_time_s
-from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher, WindowDelta, window_of
+from fleetscale.telemetry import FlushTally, TelemetryBuffer, TelemetryFlusher, window_of
 from fleetscale.worker.consumer import Consumer
 from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.watchdog import Watchdog
@@ -77,7 +77,7 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleetscale-housekeeper")
         self._last_up = monotonic()
-        self._busy_reported_s = 0.0
+        self._tally = FlushTally()
         self.duties = Duties(
             monotonic(),
             {
@@ -131,7 +131,8 @@ class Housekeeper:
         self.registry.heartbeat(self.consumer.worker_id, self.settings.heartbeat_ttl_s, fields)
 
     def flush(self) -> None:
-        """Record up and busy time since the last flush, then write buffered telemetry.
+        """Record up time, busy time and outcomes since the last flush, then write the
+        buffered telemetry.
 
         A warm spare takes no jobs, so its time is not up time: counted, it would halve
         a saturated host's busy fraction.
@@ -139,15 +140,13 @@ class Housekeeper:
         if self.flusher is None or self.buffer is None or self.clock.offset_s is None:
             return
         now = self.monotonic()
-        recorder = self.consumer.recorder
+        stats, recorder = self.consumer.stats, self.consumer.recorder
+        done, failed = stats.done, stats.failed
         busy_s = recorder.busy_s(now) if recorder is not None else 0.0
-        times = WindowDelta(
-            up_us=0 if self.warm else int((now - self._last_up) * 1e6),
-            busy_us=max(0, int((busy_s - self._busy_reported_s) * 1e6)),
-        )
+        up_s = 0.0 if self.warm else now - self._last_up
         self._last_up = now
-        self._busy_reported_s = max(self._busy_reported_s, busy_s)
-        self.buffer.add(window_of(now + self.clock.offset_s), times)
+        delta = self._tally.delta(up_s, busy_s, done, failed)
+        self.buffer.add(window_of(now + self.clock.offset_s), delta)
         self.flusher.flush(self.buffer)
 
     def renew(self) -> None:

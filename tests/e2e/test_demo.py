@@ -42,6 +42,7 @@ def test_the_demo_scales_up_on_the_step_and_the_spike_then_down_loses_nothing_an
         cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     timeline = summary["timeline"]
     quiet = [f["desired"] or 0 for f in timeline if f["t_s"] < 10]

@@ -679,3 +679,10 @@ def test_a_fleet_idle_for_hours_keeps_deciding_as_its_rate_estimates_decay_to_no
     assert workers_for_wait(5e-324, 0.2, 0.5) == 0  # the load underflows to zero
     policy = dataclasses.replace(POLICY, min=1, scale_to_zero_after_s=60.0)
     assert run_idle(policy, 4 * 3600)[-1] == 1
+
+
+def test_a_window_of_jobs_too_short_to_time_does_not_break_the_decision() -> None:
+    state = dataclasses.replace(remembered(4), service_s=None, service_slow_s=None)
+    signals = observe(4, service_time_s=0.0, head_of_line_age_s=2.0, backlog=400)
+    decision = decide(signals, state, POLICY, NOW_S)
+    assert decision.desired >= 4, decision

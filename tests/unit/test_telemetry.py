@@ -8,7 +8,14 @@ import pytest
 
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.fleetview import FLUSH_LAG_S, summarize
-from fleetscale.telemetry import JobRecorder, Sampler, TelemetryBuffer, WindowDelta, window_of
+from fleetscale.telemetry import (
+    FlushTally,
+    JobRecorder,
+    Sampler,
+    TelemetryBuffer,
+    WindowDelta,
+    window_of,
+)
 
 
 def test_one_in_n_sampling_weighs_samples_so_totals_are_unbiased() -> None:
@@ -127,13 +134,12 @@ def test_a_sampled_jobs_wait_is_handed_over_when_it_starts_not_when_it_ends() ->
     started = buffer.take()
     assert list(started) == [1005]
     assert started[1005].wait.quantile(0.5) == pytest.approx(1.0, rel=0.04)
-    assert started[1005].done == 0
 
-    jobs.finish(run_s=30.0, ok=True)
+    jobs.finish(run_s=30.0)
     jobs.commit(now_s=35.0)
     ended = buffer.take()
-    assert list(ended) == [1035], "outcomes land in the window the batch ends in"
-    assert (ended[1035].done, ended[1035].samples) == (1, 0)
+    assert list(ended) == [1035], "run times land in the window the batch ends in"
+    assert ended[1035].samples == 0, "the sample was counted with its wait"
     assert ended[1035].run.quantile(0.5) == pytest.approx(30.0, rel=0.04)
 
 
@@ -142,5 +148,16 @@ def test_busy_time_counts_the_running_job_as_it_runs() -> None:
     assert jobs.busy_s(now_s=1.0) == 0.0
     jobs.start(started_s=2.0, entry_id=b"1001000-0")
     assert jobs.busy_s(now_s=7.0) == pytest.approx(5.0)
-    jobs.finish(run_s=6.0, ok=False)
+    jobs.finish(run_s=6.0)
     assert jobs.busy_s(now_s=100.0) == pytest.approx(6.0)
+
+
+def test_a_flush_files_the_busy_time_and_outcomes_since_the_last_one() -> None:
+    tally = FlushTally()
+    first = tally.delta(up_s=1.0, busy_s=0.5, done=3, failed=1)
+    assert (first.up_us, first.busy_us, first.done, first.failed) == (1_000_000, 500_000, 3, 1)
+    second = tally.delta(up_s=1.0, busy_s=1.5, done=10, failed=1)
+    assert (second.busy_us, second.done, second.failed) == (1_000_000, 7, 0)
+    behind = tally.delta(up_s=1.0, busy_s=1.4, done=10, failed=1)  # a read an instant early
+    assert behind.busy_us == 0
+    assert tally.delta(up_s=1.0, busy_s=2.0, done=10, failed=1).busy_us == 500_000
