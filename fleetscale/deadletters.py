@@ -17,7 +17,7 @@ from typing import Any
 from fleetscale.codec import Job, MalformedJob, decode_job, encode_job
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import JOB_FIELD, FleetKeys
-from fleetscale.store import Client, StreamEntry, redis_errors, stream_range
+from fleetscale.store import Client, StreamEntry, redis_errors, script, stream_range
 
 _REPLAY_BYTES = 2**62
 _LETTER_ID = re.compile(r"^([0-9]+)-([0-9]+)$")
@@ -89,6 +89,7 @@ class DeadLetters:
         self.client = client
         self.keys = keys
         self.url = url
+        self._replay = script(client, "replay")
 
     def count(self) -> int:
         """How many dead letters there are."""
@@ -151,12 +152,14 @@ class DeadLetters:
                 result.skipped[letter_id] = f"cannot replay: {exc.reason}"
                 continue
             fresh = Job(job.job_id, job.task, job.args, job.kwargs, prior_attempts=0)
+            streams = [self.keys.jobs, self.keys.dlq]
+            payload = encode_job(fresh, _REPLAY_BYTES)
             with redis_errors(self.url):
-                pipe = self.client.pipeline(transaction=True)
-                pipe.xadd(self.keys.jobs, {JOB_FIELD: encode_job(fresh, _REPLAY_BYTES)})
-                pipe.xdel(self.keys.dlq, letter_id)
-                pipe.execute()
-            result.replayed.append(letter_id)
+                moved = self._replay(keys=streams, args=[letter_id, payload])
+            if int(moved):
+                result.replayed.append(letter_id)
+            else:
+                result.skipped[letter_id] = "no such dead letter (replayed or purged meanwhile)"
 
     def _get(self, letter_id: str) -> dict[bytes, bytes] | None:
         found = self._range(letter_id, letter_id, limit=1)

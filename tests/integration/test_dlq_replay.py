@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 from click.testing import CliRunner
 
 from fleetscale.cli import main
 from fleetscale.codec import Job, encode_job
 from fleetscale.config import RedisSettings
-from fleetscale.deadletters import REPLAY_CHUNK, DeadLetters
+from fleetscale.deadletters import REPLAY_CHUNK, DeadLetters, ReplayResult
 from fleetscale.keys import JOB_FIELD, FleetKeys
 from fleetscale.store import Client
 
@@ -43,3 +45,22 @@ def test_replay_without_ids_moves_past_a_chunk_of_letters_it_cannot_replay(
     assert len(result.replayed) == 5
     assert len(result.skipped) == REPLAY_CHUNK
     assert client.xlen(keys.dlq) == REPLAY_CHUNK, "undecodable letters stay"
+
+
+def test_two_replays_at_once_put_each_letter_back_once(
+    client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    add_letters(client, keys, 2000)
+    results: list[ReplayResult] = []
+
+    def replay() -> None:
+        results.append(DeadLetters(client, keys, redis_settings.url).replay(chunk=100))
+
+    threads = [threading.Thread(target=replay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert client.xlen(keys.jobs) == 2000, "every letter once, none twice"
+    assert sum(len(r.replayed) for r in results) == 2000
+    assert client.xlen(keys.dlq) == 0

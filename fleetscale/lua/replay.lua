@@ -1,0 +1,9 @@
+-- Move one dead letter back into the jobs stream, exactly once: only the replay whose
+-- XDEL removed the letter adds its job, so replays racing over one letter add it once.
+-- KEYS[1] jobs stream, KEYS[2] dead-letter stream; ARGV[1] letter id, ARGV[2] the job.
+-- Returns 1 when this call moved it, 0 when it was gone (replayed or purged meanwhile).
+if redis.call('XDEL', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[1], '*', 'j', ARGV[2])
+return 1
