@@ -66,6 +66,7 @@ def encode_job(job: Job, max_bytes: int) -> bytes:
         ) from None
     if job.args or job.kwargs:
         _check_decodable(payload, job)
+        _check_runnable(payload, job)
     if len(payload) > max_bytes:
         raise PayloadTooLarge(
             f"job for task {job.task!r} encodes to {len(payload)} bytes, above the limit "
@@ -91,6 +92,24 @@ def _check_decodable(payload: bytes, job: Job) -> None:
                 f"{key!r} ({type(key).__name__}), which a worker cannot decode; use str keys"
             ) from None
         raise SubmitError(f"arguments of task {job.task!r} cannot be decoded ({exc})") from None
+
+
+def _check_runnable(payload: bytes, job: Job) -> None:
+    """Refuse what `decode_job` or a task's call would refuse: keyword names that are
+    not str, and arguments nested deeper than `MAX_NESTING` (checked, as there, only
+    for payloads long enough to nest that deep)."""
+    for name in job.kwargs:
+        if not isinstance(name, str):
+            raise SubmitError(
+                f"keyword argument {name!r} of task {job.task!r} is a "
+                f"{type(name).__name__}; keyword names must be str"
+            )
+    deep = len(payload) > MAX_NESTING
+    if deep and max(_depth(job.args, MAX_NESTING), _depth(job.kwargs, MAX_NESTING)) > MAX_NESTING:
+        raise SubmitError(
+            f"arguments of task {job.task!r} nest deeper than {MAX_NESTING} levels, "
+            "which a worker refuses; flatten them"
+        )
 
 
 def _bad_keys(value: Any) -> Iterator[Any]:

@@ -98,3 +98,24 @@ def test_every_malformed_entry_is_refused_with_a_reason(name: str) -> None:
 def test_identity_is_recovered_from_a_job_that_is_otherwise_bad() -> None:
     assert peek_identity(body(args="x")) == ("j", "t")
     assert peek_identity({JOB_FIELD: b"\xc1"}) == ("", "")
+
+
+def test_a_keyword_name_that_is_not_a_str_is_refused_at_submit() -> None:
+    # bytes keys pass msgpack's decoding, but no task can take them as keywords.
+    with pytest.raises(SubmitError, match=r"keyword argument b'k' of task 'resize' is a bytes"):
+        encode_job(Job("i", "resize", (), {b"k": 1}), 1 << 20)
+
+
+def test_arguments_nested_deeper_than_a_worker_accepts_are_refused_at_submit() -> None:
+    def nested(levels: int) -> list[object]:
+        value: list[object] = ["x" * 80]
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    assert decode_job({JOB_FIELD: encode_job(Job("i", "t", (nested(63),)), 1 << 20)}, 1 << 20)
+    with pytest.raises(SubmitError, match="nest deeper than 64 levels"):
+        encode_job(Job("i", "t", (nested(64),)), 1 << 20)
+    with pytest.raises(MalformedJob, match="nest deeper"):  # what a worker would have said
+        decode_job({JOB_FIELD: msgpack.packb({"id": "i", "task": "t", "args": [nested(64)],
+                                               "kwargs": {}})}, 1 << 20)  # fmt: skip
