@@ -24,7 +24,7 @@ from fleetscale.controller.policy import HostView, Observation, Policy, State, d
 from fleetscale.sim.engine import SimConfig, simulate
 from fleetscale.sim.plot import plot_outcome
 from fleetscale.sim.pool import StartUp
-from fleetscale.sim.report import WARMUP_S, Summary, summarise
+from fleetscale.sim.report import Summary, per_hour, summarise
 from fleetscale.sim.scaler import POLICIES, ReactiveBound, StaticScaler
 from fleetscale.sim.scenario import Outcome, run_scenario, trace_service
 from fleetscale.sim.trace import SHIPPED, Trace, load_trace
@@ -66,12 +66,6 @@ def traces() -> list[tuple[Trace, bool]]:
     if REAL_TRACES.is_dir():
         found += [(load_trace(str(path)), False) for path in sorted(REAL_TRACES.glob("real_*.csv"))]
     return found
-
-
-def per_hour(summary: Summary, count: int) -> float:
-    """`count` an hour of the scored span: actions and reversals are counted only after
-    the warm-up, so the first minute is not part of the hour either."""
-    return count * 3600.0 / (summary.duration_s - WARMUP_S)
 
 
 def cost(summary: Summary) -> float:

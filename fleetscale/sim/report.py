@@ -175,3 +175,9 @@ def summarise(run: Run, service: ServiceTime, target_s: float) -> Summary:
         jobs=len(run.arrivals_s),
         duration_s=run.trace.duration_s,
     )
+
+
+def per_hour(summary: Summary, count: int) -> float:
+    """`count` an hour of the scored span: actions and reversals are counted only after
+    the warm-up, so the first minute is not part of the hour either."""
+    return count * 3600.0 / (summary.duration_s - WARMUP_S)

@@ -15,7 +15,7 @@ import functools
 import pytest
 
 from fleetscale.sim.engine import SimConfig, simulate
-from fleetscale.sim.report import Summary, summarise
+from fleetscale.sim.report import Summary, per_hour, summarise
 from fleetscale.sim.scaler import ReactiveBound, StaticScaler
 from fleetscale.sim.scenario import run_scenario, trace_service
 from fleetscale.sim.trace import SHIPPED, load_trace
@@ -71,8 +71,7 @@ REVERSAL_TRACES = list(STATIONARY_OR_SLOW)
 @pytest.mark.parametrize("trace", REVERSAL_TRACES)
 def test_the_default_policy_reverses_at_most_6_times_an_hour(trace: str) -> None:
     result = summary(trace, "default")
-    per_hour = result.reversals * 3600.0 / result.duration_s
-    assert per_hour <= 6.0, result
+    assert per_hour(result, result.reversals) <= 6.0, result
 
 
 COMPARISON_MISSES = {

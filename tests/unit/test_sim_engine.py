@@ -18,7 +18,14 @@ from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
 from fleetscale.sim.engine import SimConfig, simulate, ticks
 from fleetscale.sim.pool import StartUp, WorkerPool
-from fleetscale.sim.report import WARMUP_S, Summary, nearest_rank, reversals, summarise
+from fleetscale.sim.report import (
+    WARMUP_S,
+    Summary,
+    nearest_rank,
+    per_hour,
+    reversals,
+    summarise,
+)
 from fleetscale.sim.scaler import POLICIES, CeleryScaler, HpaScaler, KedaScaler, StaticScaler
 from fleetscale.sim.scenario import run_scenario, sim_policy
 from fleetscale.sim.service import exponential, service_time
@@ -343,9 +350,7 @@ def test_reversals_count_changes_of_direction(sizes: list[int], count: int) -> N
     )
 
 
-def test_the_bench_rates_reversals_over_the_span_they_are_counted_in() -> None:
-    from bench.policy import per_hour
-
+def test_reversals_are_rated_over_the_span_they_are_counted_in() -> None:
     summary = Summary("default", "x", 1.0, 0.0, 0.0, 0, 19, 0.0, 0.0, None, 0, 1200.0)
     assert per_hour(summary, summary.reversals) == pytest.approx(60.0), "19 in 1140 s"
 
