@@ -37,6 +37,12 @@ if not newest[2] or now - tonumber(newest[2]) >= 1000 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-local oldest = redis.call('ZRANGEBYSCORE', KEYS[2], now - tonumber(ARGV[3]), '+inf',
-  'LIMIT', 0, 1)
+-- The oldest sample in range; when that is under a second old (samples are a second
+-- or more apart, so one may have just left the range), the newest one before it.
+local since = now - tonumber(ARGV[3])
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf', 'LIMIT', 0, 1)
+if not oldest[1] or now - tonumber(string.match(oldest[1], '^%d+')) < 1000 then
+  local before = redis.call('ZREVRANGEBYSCORE', KEYS[2], '(' .. since, '-inf', 'LIMIT', 0, 1)
+  if before[1] then oldest = before end
+end
 return {now, 1, added, lag, pending, head, live, oldest}

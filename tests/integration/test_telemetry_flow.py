@@ -64,3 +64,18 @@ def windows(client: Client, keys: FleetKeys) -> list[WindowDelta]:
     now_s = int(client.time()[0])
     raw = [client.hgetall(keys.telemetry(w)) for w in range(now_s - 10, now_s + 2)]
     return [WindowDelta.from_fields(r) for r in raw if r]
+
+
+def test_the_arrival_rate_is_known_when_the_newest_sample_has_just_been_taken(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    Producer(fleet, redis_settings.url).submit_many([("noop", (), {})] * 30)
+    seconds, micros = client.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    # Samples a second or more apart: one just left the 2 s range, one was just taken.
+    client.zadd(
+        keys.arrivals, {f"{now_ms - 2500}:0": now_ms - 2500, f"{now_ms - 100}:30": now_ms - 100}
+    )
+    view = read_fleet_view(client, keys, redis_settings.url, arrival_window_s=2.0)
+    assert view.arrival_rate_per_s is not None, "unknown for a second at every other tick"
+    assert 30 / 2.7 < view.arrival_rate_per_s < 30 / 2.3
