@@ -3,6 +3,10 @@
 - Every metric named in the Grafana dashboard, the Prometheus rules and the docs is one
   the controller exports (`fleetscale.metrics.METRICS`, and a live `PrometheusRecorder`:
   counters gain `_total`), and docs/operations.md lists every exported metric.
+- The alert rules select only reasons and quantiles the controller exports, read the
+  fleet-wide gauges from the leader, and (where `promtool` is installed: Debian's
+  `prometheus` package) pass `promtool check rules` and behave as meant on NaN gaps, a
+  new leader, capacity limits and fixed-size fleets (`promtool test rules`).
 - `docker-compose.yml` parses: `docker compose config` where that client exists, and
   always a structural check of our own on the YAML (keys, types, references between
   services); every file it mounts or builds from exists, and so does every file its
@@ -33,8 +37,8 @@ import click
 import pytest
 
 from fleetscale.cli import main
-from fleetscale.controller.policy import Policy
-from fleetscale.metrics import METRICS, PrometheusRecorder
+from fleetscale.controller.policy import Policy, Reason
+from fleetscale.metrics import METRICS, WAIT_QUANTILES, PrometheusRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -160,6 +164,175 @@ def test_every_metric_a_doc_names_is_exported_by_the_controller(doc: str) -> Non
 def test_the_operations_doc_lists_every_exported_metric() -> None:
     missing = exported_metrics() - names_in(iter([OPERATIONS.read_text(encoding="utf-8")]))
     assert not missing, f"docs/operations.md does not list {missing}"
+
+
+# -- the alert rules --------------------------------------------------------------------
+
+LEADER_ONLY = re.compile(r"\bfleetscale_(queue_\w+|recommended_workers|dead_letters_jobs)\b")
+"""The fleet-wide gauges: NaN on a follower, and on a leader whose last reading failed."""
+
+
+def test_the_alert_rules_watch_waits_head_of_line_decisions_and_dead_letters() -> None:
+    wanted = {
+        "fleetscale_queue_wait_seconds",
+        "fleetscale_queue_head_of_line_age_seconds",
+        "fleetscale_policy_target_p99_seconds",
+        "fleetscale_controller_decisions_total",
+        "fleetscale_policy_min_workers",
+        "fleetscale_policy_max_workers",
+        "fleetscale_dead_letters_jobs",
+        "fleetscale_controller_leader",
+        "fleetscale_supervisor_spawn_failures_total",
+    }
+    named = names_in(alert_expressions())
+    assert wanted <= named, f"no alert rule reads {wanted - named}"
+
+
+def test_the_alert_rules_select_only_reasons_and_quantiles_the_controller_exports() -> None:
+    text = "\n".join(alert_expressions())
+    selected = re.findall(r'reason=~?"([^"]*)"', text)
+    reasons = {reason for value in selected for reason in value.split("|")}
+    assert {"clamped_max", "host_capacity"} <= reasons, "the at-max alert counts these"
+    unknown = reasons - {reason.value for reason in Reason}
+    assert not unknown, f"the alert rules select reasons no decision has: {unknown}"
+    quantiles = set(re.findall(r'quantile="([^"]*)"', text))
+    assert quantiles <= set(WAIT_QUANTILES), f"no wait quantile {quantiles}"
+
+
+def test_the_alert_rules_read_the_fleet_wide_gauges_from_the_leader() -> None:
+    for expr in alert_expressions():
+        if LEADER_ONLY.search(expr):
+            assert "and on(instance) (fleetscale_controller_leader == 1)" in expr, expr
+
+
+def promtool() -> str:
+    """The `promtool` command; the test skips without one."""
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    return found
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    result = subprocess.run([promtool(), "check", "rules", str(ALERTS)], check=False,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _series(name: str, values: str, instance: str = "a", **labels: str) -> dict[str, str]:
+    """An input series of a promtool rule test, scraped from `instance` by job `f`."""
+    tags = ",".join(f'{k}="{v}"' for k, v in {"job": "f", "instance": instance, **labels}.items())
+    return {"series": f"{name}{{{tags}}}", "values": values}
+
+
+def _times(value: str, count: int) -> str:
+    """`count` samples of `value` (promtool's `1x9` notation does not repeat a NaN)."""
+    return " ".join([value] * count)
+
+
+def _leader(values: str, instance: str = "a") -> dict[str, str]:
+    return _series("fleetscale_controller_leader", values, instance)
+
+
+def _decisions(reason: str, values: str) -> dict[str, str]:
+    return _series("fleetscale_controller_decisions_total", values, reason=reason)
+
+
+def _bounds(low: int, high: int) -> list[dict[str, str]]:
+    return [
+        _series("fleetscale_policy_min_workers", f"{low}x80"),
+        _series("fleetscale_policy_max_workers", f"{high}x80"),
+    ]
+
+
+WAIT, HEAD = "fleetscale_queue_wait_seconds", "fleetscale_queue_head_of_line_age_seconds"
+TARGET, DEAD = "fleetscale_policy_target_p99_seconds", "fleetscale_dead_letters_jobs"
+ALERT_CASES: dict[str, tuple[str, str, list[dict[str, str]], dict[str, bool]]] = {
+    # name: (alert, sample interval, input series, {evaluation time: firing?})
+    "a stuck queue (nothing starts: p99 NaN) fires on its head-of-line age": (
+        "FleetscaleWaitOverTarget", "15s",
+        [_series(WAIT, _times("NaN", 61), quantile="0.99"), _series(HEAD, "0+15x60"),
+         _series(TARGET, "0.5x60"), _leader("1x60"),
+         _series(WAIT, _times("NaN", 61), "b", quantile="0.99"),
+         _series(HEAD, _times("NaN", 61), "b"), _series(TARGET, "0.5x60", "b"),
+         _leader("0x60", "b")],
+        {"4m": False, "6m": True},
+    ),
+    "one slow job a minute, NaN between, does not reset the `for:` timer": (
+        "FleetscaleWaitOverTarget", "15s",
+        [_series(WAIT, _times("2 NaN NaN NaN", 10), quantile="0.99"), _series(HEAD, "0x40"),
+         _series(TARGET, "0.5x40"), _leader("1x40")],
+        {"4m": False, "6m": True},
+    ),
+    "waits within the target, with failed readings, are quiet": (
+        "FleetscaleWaitOverTarget", "15s",
+        [_series(WAIT, "0.3 NaN 0.4 NaN NaN 0.2x35", quantile="0.99"),
+         _series(HEAD, "0.1 NaN 0.2x38"), _series(TARGET, "0.5x40"), _leader("1x40")],
+        {"8m": False},
+    ),
+    "a follower's waits are not read": (
+        "FleetscaleWaitOverTarget", "15s",
+        [_series(WAIT, "2x40", quantile="0.99"), _series(HEAD, "3x40"),
+         _series(TARGET, "0.5x40"), _leader("0x40")],
+        {"8m": False},
+    ),
+    "every decision cut to the hosts' capacity fires": (
+        "FleetscaleAtMaxWorkers", "15s",
+        [_decisions("host_capacity", "0+3x80"), _decisions("at_target", "5x80"),
+         *_bounds(0, 64), _leader("1x80")],
+        {"4m": False, "6m": True},
+    ),
+    "a fleet with min == max cut to max is quiet": (
+        "FleetscaleAtMaxWorkers", "15s",
+        [_decisions("clamped_max", "0+3x80"), *_bounds(8, 8), _leader("1x80")],
+        {"10m": False},
+    ),
+    "a fleet with min == max the hosts cannot hold fires": (
+        "FleetscaleAtMaxWorkers", "15s",
+        [_decisions("host_capacity", "0+3x80"), *_bounds(8, 8), _leader("1x80")],
+        {"10m": True},
+    ),
+    "a third of the decisions at max is quiet": (
+        "FleetscaleAtMaxWorkers", "15s",
+        [_decisions("clamped_max", "0+1x80"), _decisions("at_target", "0+2x80"),
+         *_bounds(0, 16), _leader("1x80")],
+        {"15m": False},
+    ),
+    "a new leader's dead letters fire, and a failed reading does not resolve them": (
+        "FleetscaleDeadLetters", "1m",
+        [_series(DEAD, _times("NaN", 5) + " 10 10 10 12 NaN" + _times(" 12", 12), "b"),
+         _leader("0x4 1x17", "b"), _series(DEAD, "10x4 " + _times("NaN", 17)), _leader("1x4 0x17")],
+        {"7m": False, "8m": True, "9m": True, "9m30s": True, "17m": True, "21m": False},
+    ),
+    "a purge is no new dead letter": (
+        "FleetscaleDeadLetters", "1m",
+        [_series(DEAD, "5 5 5 0 0 0 0 0"), _leader("1x8")],
+        {"2m": False, "4m": False},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ALERT_CASES))
+def test_the_alert_rules_fire_when_meant_to(case: str, tmp_path: Path) -> None:
+    alert, interval, series, fires = ALERT_CASES[case]
+    rules = [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+    severity = next(rule["labels"]["severity"] for rule in rules if rule.get("alert") == alert)
+    firing = f'ALERTS{{alertname="{alert}",alertstate="firing",job="f",severity="{severity}"}}'
+    checks = [
+        {
+            "expr": f'ALERTS{{alertname="{alert}",alertstate="firing"}}',
+            "eval_time": at,
+            "exp_samples": [{"labels": firing, "value": 1}] if on else [],
+        }
+        for at, on in fires.items()
+    ]
+    test = {"interval": interval, "input_series": series, "promql_expr_test": checks}
+    spec = {"rule_files": [str(ALERTS)], "evaluation_interval": "15s", "tests": [test]}
+    path = tmp_path / "alerts-test.yml"
+    path.write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
+    result = subprocess.run([promtool(), "test", "rules", str(path)], check=False,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # -- the compose file -------------------------------------------------------------------
