@@ -83,3 +83,17 @@ def test_ctrl_c_in_the_terminal_drains_the_workers_on_a_live_redis_and_stops_eve
     assert "unreachable" not in output, "the workers drained while Redis was up"
     assert "every process of the demo has exited" in output
     assert demo_processes() == [], "Ctrl-C left no process behind"
+
+
+@pytest.mark.timeout(200)
+def test_the_demo_runs_on_a_capacity_of_one_worker_where_no_warm_spare_fits() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", "demo", "--capacity", "1", "--duration", "10s",
+            "--json"]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=180, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert max(f["running"] for f in summary["timeline"]) == 1
+    assert summary["lost"] == 0 and summary["completed"] > 0
+    assert demo_processes() == [], "the demo left no process behind"
