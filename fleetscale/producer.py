@@ -96,7 +96,9 @@ class Producer:
         redis_url: overrides `FLEETSCALE_REDIS_URL` and the default URL.
         max_backlog: raise `Overloaded` when the backlog (jobs queued or running) is
             at or above this; None for no limit.
-        max_payload_bytes: the largest encoded job accepted (default 1 MiB).
+        max_payload_bytes: the largest encoded job accepted (default 1 MiB). Workers
+            dead-letter larger jobs unread unless started with `--max-payload-bytes`
+            at least as large.
         dedup_ttl_s: how long an explicit `job_id` is remembered, seconds.
         redis: connection settings; `redis_url`, when given, replaces their URL.
 

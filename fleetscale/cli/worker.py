@@ -17,7 +17,7 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import main
-from fleetscale.config import WorkerSettings
+from fleetscale.config import MIB, WorkerSettings
 from fleetscale.errors import AppImportError
 from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import Lifeline
@@ -59,6 +59,14 @@ from fleetscale.worker.zygote import CONTROL_FD_ENV, serve
     show_default=True,
     help="Fetch only the jobs this worker expects to start within this time.",
 )
+@click.option(
+    "--max-payload-bytes",
+    type=click.IntRange(min=1),
+    default=MIB,
+    show_default=True,
+    help="Dead-letter jobs that encode to more than this unread; match the producers' "
+    "max_payload_bytes when you raise it.",
+)
 @click.option("--no-telemetry", is_flag=True, help="Do not record wait and run telemetry.")
 @click.option(
     "--zygote",
@@ -93,6 +101,7 @@ def worker_command(
     sample_every: int,
     max_batch: int,
     prefetch_window: float,
+    max_payload_bytes: int,
     no_telemetry: bool,
     warm: bool,
     zygote: bool,
@@ -114,6 +123,7 @@ def worker_command(
         sample_every=sample_every,
         max_batch=max_batch,
         prefetch_window_s=prefetch_window,
+        max_payload_bytes=max_payload_bytes,
         telemetry=not no_telemetry,
         renew_leases=not no_lease_renewal,
         strict=strict,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from fleetscale.config import MIB
 from fleetscale.deadletters import DeadLetters
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.errors import FleetscaleError
@@ -170,3 +171,15 @@ def test_producers_and_workers_ride_out_a_redis_restart_without_losing_acknowled
     print(f"{len(acknowledged)} acknowledged, {refused} refused in the outage, none lost")
     assert refused > 0, "the outage was seen by the producer"
     assert all(w.alive() for w in workers), "workers survived without a restart"
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_started_with_a_larger_payload_limit_runs_jobs_above_the_default(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> None:
+    big = "x" * (MIB + MIB // 2)
+    producer = Producer(ledger_fleet.fleet, ledger_fleet.redis_url, max_payload_bytes=2 * MIB)
+    producer.submit("record", (big,))
+    ledger_fleet.worker("--burst", "--max-payload-bytes", str(2 * MIB)).wait(60)
+    assert client.xlen(keys.dlq) == 0, "not dead-lettered as too large"
+    assert done_counts(ledger_fleet.ledger) == {big: 1}
