@@ -4,9 +4,10 @@
   the controller exports (`fleetscale.metrics.METRICS`, and a live `PrometheusRecorder`:
   counters gain `_total`), and docs/operations.md lists every exported metric.
 - The alert rules select only reasons and quantiles the controller exports, read the
-  fleet-wide gauges from the leader, and (where `promtool` is installed: Debian's
-  `prometheus` package) pass `promtool check rules` and behave as meant on NaN gaps, a
-  new leader, capacity limits and fixed-size fleets (`promtool test rules`).
+  fleet-wide gauges from the leader, and pass `promtool check rules` and behave as meant
+  on NaN gaps, a new leader, capacity limits and fixed-size fleets (`promtool test
+  rules`) where `promtool` is installed: Debian's `prometheus` package, which `.ci/run`
+  installs (under CI a missing promtool fails the run).
 - `docker-compose.yml` parses: `docker compose config` where that client exists, and
   always a structural check of our own on the YAML (keys, types, references between
   services); every file it mounts or builds from exists, and so does every file its
@@ -206,10 +207,14 @@ def test_the_alert_rules_read_the_fleet_wide_gauges_from_the_leader() -> None:
 
 
 def promtool() -> str:
-    """The `promtool` command; the test skips without one."""
+    """The `promtool` command; without one the test fails under CI (`.ci/run` installs
+    it) and skips elsewhere."""
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+        missing = "promtool is not installed (Debian: apt-get install prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     return found
 
 
