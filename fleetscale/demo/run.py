@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fleetscale.codec import MalformedJob, decode_job
 from fleetscale.config import RedisSettings
 from fleetscale.controller.plan import PlanStore
 from fleetscale.demo.app import DEMO_FLEET, LEDGER_ENV
@@ -27,7 +29,7 @@ from fleetscale.demo.view import Frame, Summary, summarise
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.errors import FleetscaleError
 from fleetscale.fleetview import read_fleet_view
-from fleetscale.keys import FleetKeys
+from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.sim.engine import SimConfig, simulate
 from fleetscale.sim.report import nearest_rank
@@ -38,6 +40,8 @@ from fleetscale.store import Client, connect, redis_errors
 
 HOST = "demo-host"
 DRAIN_WAIT_S = 30.0
+"""The shortest wait for the queue to drain after the load, seconds."""
+MAX_JOB_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +153,30 @@ class Watcher:
         )
 
 
-def follow(watcher: Watcher, trace: Trace, show: Callable[[Frame], None]) -> list[Frame]:
-    """One frame a second while the load runs, then until the queue drains."""
+def drain_wait_s(backlog: int | None, capacity: int, load_s: float) -> float:
+    """How long to wait for `backlog` jobs to drain after a load of `load_s` seconds:
+    twice what `capacity` workers need, at least `DRAIN_WAIT_S`, and no longer than the
+    load lasted unless that is shorter than `DRAIN_WAIT_S`."""
+    needed_s = 2 * (backlog or 0) * JOB_S / capacity
+    return min(max(DRAIN_WAIT_S, needed_s), max(DRAIN_WAIT_S, load_s))
+
+
+def follow(
+    watcher: Watcher, trace: Trace, show: Callable[[Frame], None], capacity: int
+) -> list[Frame]:
+    """One frame a second while the load runs, then until the queue drains or the
+    drain wait (`drain_wait_s` of the backlog when the load ends) is over."""
     frames: list[Frame] = []
     end = time.monotonic() + trace.duration_s
-    drained_by = end + DRAIN_WAIT_S
+    drained_by: float | None = None
     while True:
         frame = watcher.frame()
         frames.append(frame)
         show(frame)
         now = time.monotonic()
-        if now >= drained_by or (now >= end and not frame.backlog):
+        if now >= end and drained_by is None:
+            drained_by = end + drain_wait_s(frame.backlog, capacity, trace.duration_s)
+        if drained_by is not None and (now >= drained_by or not frame.backlog):
             return frames
         time.sleep(max(0.0, 1.0 - (time.monotonic() - watcher.started) % 1.0))
 
@@ -172,6 +189,43 @@ def read_ledger(path: Path) -> dict[str, list[float]]:
             key, wall = line.split()
             started.setdefault(key, []).append(float(wall))
     return started
+
+
+def queued_keys(client: Client, keys: FleetKeys, url: str) -> set[str]:
+    """Keys (the demo task's first argument) of the jobs still in Redis: not yet
+    delivered, delivered and not acknowledged, or waiting to be retried."""
+    with redis_errors(url):
+        entries = _unacknowledged(client, keys)
+        delayed: list[Any] = list(client.zrange(keys.delayed, 0, -1))
+    entries += [{JOB_FIELD: member} for member in delayed]
+    found = set()
+    for fields in entries:
+        with contextlib.suppress(MalformedJob):
+            job = decode_job(fields, MAX_JOB_BYTES)
+            if job.args and isinstance(job.args[0], str):
+                found.add(job.args[0])
+    return found
+
+
+def _unacknowledged(client: Client, keys: FleetKeys) -> list[dict[bytes, bytes]]:
+    """Fields of the stream entries past the group's last delivery, and of its pending ones."""
+    if not client.exists(keys.jobs):
+        return []
+    groups = [g for g in client.xinfo_groups(keys.jobs) if g["name"] == GROUP.encode()]
+    entries: list[Any]
+    if not groups:
+        entries = list(client.xrange(keys.jobs) or [])
+        return [fields for _, fields in entries if fields]
+    group = groups[0]
+    after = b"(" + group["last-delivered-id"]  # exclusive: Redis 6.2 or later
+    entries = list(client.xrange(keys.jobs, min=after, max="+") or [])
+    pending = client.xpending_range(keys.jobs, GROUP, min="-", max="+",
+                                    count=max(1, int(group["pending"])))  # fmt: skip
+    pipe = client.pipeline(transaction=False)
+    for entry in pending:
+        pipe.xrange(keys.jobs, entry["message_id"], entry["message_id"])
+    entries += [entry for found in pipe.execute() for entry in found]
+    return [fields for _, fields in entries if fields]
 
 
 def smallest_static_fleet(trace: Trace, settings: DemoSettings) -> tuple[int, float] | None:
@@ -199,13 +253,17 @@ def run_demo(settings: DemoSettings, show: Callable[[Frame], None]) -> tuple[Sum
         try:
             _await_host(client, url, controller)
             load.start()
-            frames = follow(Watcher(client, url, load), trace, show)
+            frames = follow(Watcher(client, url, load), trace, show, settings.capacity)
         finally:
             load.stop()
             stop_controller(controller)
+        # After the workers have drained: what is still in Redis never ran, and is not lost.
+        queued = queued_keys(client, FleetKeys(DEMO_FLEET), url)
         started = read_ledger(ledger)
     static = smallest_static_fleet(trace, settings)
-    return summarise(load.submitted, started, frames, settings.target_p99_s, static), frames
+    summary = summarise(load.submitted, started, queued, frames,
+                        target_p99_s=settings.target_p99_s, static=static)  # fmt: skip
+    return summary, frames
 
 
 def _await_host(client: Client, url: str, controller: subprocess.Popen[bytes]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +50,10 @@ class Summary:
     Attributes:
         jobs: jobs submitted.
         completed: distinct jobs that ran.
-        lost: submitted jobs that never ran.
+        lost: submitted jobs that never ran and are no longer queued.
         duplicated: jobs that ran more than once.
+        unfinished: submitted jobs that never ran and were still queued when the demo
+            stopped (its drain wait ended first).
         wait_p50_s / wait_p99_s: queue wait from the ledger (start − submit), seconds.
         worker_seconds: the fleet's cost: running and warm workers, summed each second.
         static_workers: the smallest fixed fleet that would have met the target on the
@@ -64,6 +66,7 @@ class Summary:
     completed: int
     lost: int
     duplicated: int
+    unfinished: int
     wait_p50_s: float | None
     wait_p99_s: float | None
     worker_seconds: float
@@ -74,9 +77,12 @@ class Summary:
     def lines(self) -> list[str]:
         """The summary as the demo prints it."""
         p99_ok = self.wait_p99_s is not None and self.wait_p99_s <= self.target_p99_s
+        unfinished = (
+            f", unfinished {self.unfinished} (still queued at the end)" if self.unfinished else ""
+        )
         lines = [
             f"jobs {self.jobs}, completed {self.completed}, lost {self.lost}, "
-            f"duplicated {self.duplicated}",
+            f"duplicated {self.duplicated}{unfinished}",
             f"wait p50 {_ms(self.wait_p50_s).strip()}, p99 {_ms(self.wait_p99_s).strip()} "
             f"(target {self.target_p99_s * 1000:.0f}ms: {'met' if p99_ok else 'missed'})",
             f"cost {self.worker_seconds:.0f} worker-seconds",
@@ -107,16 +113,21 @@ def quantile(values: Sequence[float], q: float) -> float | None:
 def summarise(
     submitted: Mapping[str, float],
     started: Mapping[str, Sequence[float]],
+    queued: Collection[str],
     frames: Sequence[Frame],
+    *,
     target_p99_s: float,
     static: tuple[int, float] | None,
 ) -> Summary:
-    """The demo's summary from its ledger and frames."""
+    """The demo's summary from its ledger, the jobs still `queued` and its frames."""
     waits = ledger_waits(submitted, started)
+    never_ran = [k for k in submitted if k not in started]
+    unfinished = sum(1 for k in never_ran if k in queued)
     return Summary(
         jobs=len(submitted),
-        completed=sum(1 for k in submitted if k in started),
-        lost=sum(1 for k in submitted if k not in started),
+        completed=len(submitted) - len(never_ran),
+        lost=len(never_ran) - unfinished,
+        unfinished=unfinished,
         duplicated=sum(1 for v in started.values() if len(v) > 1),
         wait_p50_s=quantile(waits, 0.5),
         wait_p99_s=quantile(waits, 0.99),
@@ -134,6 +145,7 @@ def summary_dict(summary: Summary, frames: Sequence[Frame]) -> dict[str, Any]:
         "completed": summary.completed,
         "lost": summary.lost,
         "duplicated": summary.duplicated,
+        "unfinished": summary.unfinished,
         "wait_p50_s": summary.wait_p50_s,
         "wait_p99_s": summary.wait_p99_s,
         "worker_seconds": summary.worker_seconds,
