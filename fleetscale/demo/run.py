@@ -1,9 +1,10 @@
 """Run the demo: a private Redis, a real controller with its workers, a load, a live view.
 
-The controller runs as its own process (in its own session, so a Ctrl-C here reaches it
-once, as a clean SIGTERM); its workers run the demo app. The demo follows its load,
-shows a frame a second, waits for the queue to drain, stops the controller (its workers
-drain first), checks that no process of it is left, and sums up from the ledger.
+The controller and the Redis run in sessions of their own, so a Ctrl-C in the terminal
+reaches the demo only, which then stops the controller with one SIGTERM (its workers
+drain first, on a Redis still up). The demo follows its load, shows a frame a second,
+waits for the queue to drain, stops the controller, checks that no process of it is
+left, and sums up from the ledger and what is still queued.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fleetscale.codec import MalformedJob, decode_job
 from fleetscale.config import RedisSettings
 from fleetscale.controller.plan import PlanStore
 from fleetscale.demo.app import DEMO_FLEET, LEDGER_ENV
+from fleetscale.demo.interrupt import Interrupts
 from fleetscale.demo.load import JOB_S, Load, demo_trace
 from fleetscale.demo.view import Frame, Summary, summarise
 from fleetscale.embedded import EmbeddedRedis
@@ -70,15 +72,12 @@ class DemoSettings:
 
 
 @contextlib.contextmanager
-def private_redis(url: str | None) -> Iterator[str]:
-    """The given Redis, or a private one (AOF on) in a temporary directory."""
+def private_redis(url: str | None, directory: Path) -> Iterator[str]:
+    """The given Redis, or a private one (AOF on) in `directory`."""
     if url is not None:
         yield url
         return
-    with (
-        tempfile.TemporaryDirectory(prefix="fleetscale-demo-") as tmp,
-        EmbeddedRedis(Path(tmp)) as server,
-    ):
+    with EmbeddedRedis(directory) as server:
         yield server.url
 
 
@@ -101,24 +100,46 @@ def start_controller(url: str, ledger: Path, settings: DemoSettings) -> subproce
     return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
-def stop_controller(controller: subprocess.Popen[bytes]) -> None:
+def stop_controller(
+    controller: subprocess.Popen[bytes], hurry: Callable[[], bool], patience_s: float = 60.0
+) -> None:
     """SIGTERM the controller (its workers drain), then wait until its whole process
-    group is gone; SIGKILL whatever is left after a minute."""
+    group has gone; SIGKILL the group after `patience_s` seconds, or as soon as
+    `hurry()` is true.
+
+    Raises:
+        FleetscaleError: the group is still there 10 s after SIGKILL.
+    """
     group = controller.pid
     with contextlib.suppress(ProcessLookupError):
         controller.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        controller.wait(timeout=60)
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
+    deadline = time.monotonic() + patience_s
+    while _group_alive(controller) and time.monotonic() < deadline and not hurry():
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+    if _group_alive(controller):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _group_alive(controller):
+            if time.monotonic() > deadline:
+                raise FleetscaleError(
+                    f"the demo's controller and workers (process group {group}) survived "
+                    f"SIGKILL; see `ps -o pid,stat,cmd -g {group}`"
+                )
+            time.sleep(0.05)
     controller.wait()
+
+
+def _group_alive(controller: subprocess.Popen[bytes]) -> bool:
+    """True while any process of the controller's group exists (zombies included)."""
+    controller.poll()  # reap the controller itself: its zombie would keep the group
+    try:
+        os.killpg(controller.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Watcher:
@@ -241,25 +262,45 @@ def smallest_static_fleet(trace: Trace, settings: DemoSettings) -> tuple[int, fl
     return None
 
 
-def run_demo(settings: DemoSettings, show: Callable[[Frame], None]) -> tuple[Summary, list[Frame]]:
-    """Run the demo; `show` gets a frame a second. Raises FleetscaleError on Redis trouble."""
+def run_demo(
+    settings: DemoSettings, show: Callable[[Frame], None], interrupts: Interrupts
+) -> tuple[Summary, list[Frame]]:
+    """Run the demo; `show` gets a frame a second.
+
+    Whatever ends it (its end, an error, a KeyboardInterrupt from `interrupts`), every
+    process it started has exited and its files are removed when this returns or
+    raises; a signal during that cleanup only hurries it (`Interrupts`).
+
+    Raises:
+        FleetscaleError: Redis trouble, a controller that failed, or processes that
+            survived SIGKILL.
+    """
     trace = settings.load_trace()
-    with private_redis(settings.redis_url) as url, tempfile.TemporaryDirectory() as tmp:
+    cleanup = contextlib.ExitStack()
+    try:
+        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fleetscale-demo-"))
+        workdir = Path(tmp)
+        url = cleanup.enter_context(private_redis(settings.redis_url, workdir / "redis"))
         client = connect(RedisSettings(url=url))
         forget_fleet(client, FleetKeys(DEMO_FLEET), url)
-        ledger = Path(tmp) / "ledger.txt"
+        ledger = workdir / "ledger.txt"
         controller = start_controller(url, ledger, settings)
+        cleanup.callback(stop_controller, controller, lambda: interrupts.hurry)
         load = Load(Producer(DEMO_FLEET, url), trace, seed=settings.seed)
-        try:
-            _await_host(client, url, controller)
-            load.start()
-            frames = follow(Watcher(client, url, load), trace, show, settings.capacity)
-        finally:
+        cleanup.callback(load.stop)
+        _await_host(client, url, controller)
+        load.start()
+        frames = follow(Watcher(client, url, load), trace, show, settings.capacity)
+        with interrupts.deferred():
             load.stop()
-            stop_controller(controller)
-        # After the workers have drained: what is still in Redis never ran, and is not lost.
-        queued = queued_keys(client, FleetKeys(DEMO_FLEET), url)
-        started = read_ledger(ledger)
+            stop_controller(controller, lambda: interrupts.hurry)
+            # After the workers have drained: what is still in Redis never ran, and is
+            # not lost.
+            queued = queued_keys(client, FleetKeys(DEMO_FLEET), url)
+            started = read_ledger(ledger)
+    finally:
+        with interrupts.deferred():
+            cleanup.close()
     static = smallest_static_fleet(trace, settings)
     summary = summarise(load.submitted, started, queued, frames,
                         target_p99_s=settings.target_p99_s, static=static)  # fmt: skip

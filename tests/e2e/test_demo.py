@@ -1,13 +1,20 @@
-"""`fleetscale demo` as a new user runs it, headless: it scales and cleans up."""
+"""`fleetscale demo` as a new user runs it, headless: it scales, and however it is stopped
+(Ctrl-C, a second signal, a closed terminal) it leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -15,18 +22,64 @@ from tests.support.procs import REPO, wait_until
 
 
 def demo_processes() -> list[str]:
-    """Command lines of processes that belong to a demo: its controller, workers, Redis."""
+    """Command lines of processes that belong to a demo: its controller, workers, Redis
+    (found by its working directory: the server rewrites its command line)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if "fleetscale.demo.app" in cmdline or "fleetscale-demo-" in cmdline:
-            found.append(cmdline)
+        if "fleetscale.demo.app" in cmdline or "fleetscale-demo-" in cmdline + cwd:
+            found.append(f"{cmdline} (in {cwd})")
     return found
+
+
+def demo_directories() -> set[Path]:
+    """The temporary directories of the running demos (their Redis servers work in them)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            cwd = Path(os.readlink(entry / "cwd"))
+            if cwd.parent.name.startswith("fleetscale-demo-"):
+                found.add(cwd.parent)
+    return found
+
+
+def start_demo(out: int | IO[bytes]) -> subprocess.Popen[bytes]:
+    """`fleetscale demo --duration 60s` in a session of its own, its output to `out`."""
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    return subprocess.Popen([sys.executable, "-m", "fleetscale", "demo", "--duration", "60s"],
+                            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+
+@contextlib.contextmanager
+def running_demo(log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A demo writing to `log`, once it has shown its first frame; killed if it outlives
+    the body."""
+    with open(log, "wb") as out:
+        demo = start_demo(out)
+    try:
+        wait_until(lambda: "load" in log.read_text(), timeout_s=60, what="the demo's first frame")
+        yield demo
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+
+
+def read_until(fd: int, text: bytes, timeout_s: float) -> bytes:
+    """Read `fd` until `text` has come; fail after `timeout_s`."""
+    seen, deadline = b"", time.monotonic() + timeout_s
+    while text not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no {text!r} within {timeout_s}s in {seen[-500:]!r}")
+        seen += os.read(fd, 65536)
+    return seen
 
 
 @pytest.mark.timeout(300)
@@ -65,24 +118,47 @@ def test_the_demo_scales_up_on_the_step_and_the_spike_then_down_loses_nothing_an
 def test_ctrl_c_in_the_terminal_drains_the_workers_on_a_live_redis_and_stops_everything(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
     log = tmp_path / "demo.log"
-    with open(log, "wb") as out:
-        demo = subprocess.Popen([sys.executable, "-m", "fleetscale", "demo", "--duration", "60s"],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        wait_until(lambda: "load" in log.read_text(), timeout_s=60, what="the demo's first frame")
+    with running_demo(log) as demo:
         assert demo_processes(), "the demo runs a controller and workers"
         os.killpg(demo.pid, signal.SIGINT)  # a terminal sends it to the foreground group
         assert demo.wait(timeout=90) == 130
-    finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
     output = log.read_text()
     assert "unreachable" not in output, "the workers drained while Redis was up"
     assert "every process of the demo has exited" in output
     assert demo_processes() == [], "Ctrl-C left no process behind"
+
+
+@pytest.mark.timeout(120)
+def test_a_second_signal_during_the_cleanup_ends_the_workers_at_once_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "demo.log"
+    with running_demo(log) as demo:
+        os.killpg(demo.pid, signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGTERM)  # while the first one's cleanup runs
+        assert demo.wait(timeout=90) == 130, "the first signal stopped the demo"
+    assert "every process of the demo has exited" in log.read_text()
+    assert demo_processes() == [], "the second signal left no process behind"
+
+
+@pytest.mark.timeout(120)
+def test_closing_the_terminal_stops_the_demo_and_everything_it_started() -> None:
+    terminal, demo_side = pty.openpty()
+    demo = start_demo(demo_side)
+    os.close(demo_side)
+    try:
+        read_until(terminal, b"load", timeout_s=60)
+        directories = demo_directories()
+        assert directories, "the demo runs a private Redis in a directory of its own"
+        os.killpg(demo.pid, signal.SIGHUP)  # what a closing terminal's shell sends
+        os.close(terminal)  # and what is written to the terminal fails from now on
+        assert demo.wait(timeout=90) == 128 + signal.SIGHUP
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo_processes() == [], "SIGHUP left no process behind"
+    assert not any(d.exists() for d in directories), "the demo removed its directory"
 
 
 @pytest.mark.timeout(200)

