@@ -2,9 +2,10 @@
 
 The controller and the Redis run in sessions of their own, so a Ctrl-C in the terminal
 reaches the demo only, which then stops the controller with one SIGTERM (its workers
-drain first, on a Redis still up). The demo follows its load, shows a frame a second,
-waits for the queue to drain, stops the controller, checks that no process of it is
-left, and sums up from the ledger and what is still queued.
+drain first, on a Redis still up). On Linux both die with the demo however it ends,
+and a demo removes the files that killed demos left. The demo follows its load, shows
+a frame a second, waits for the queue to drain, stops the controller, checks that no
+process of it is left, and sums up from the ledger and what is still queued.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +28,8 @@ from fleetscale.demo.app import DEMO_FLEET, LEDGER_ENV
 from fleetscale.demo.interrupt import Interrupts
 from fleetscale.demo.load import JOB_S, Load, demo_trace
 from fleetscale.demo.view import Frame, Summary, summarise
-from fleetscale.embedded import EmbeddedRedis
+from fleetscale.demo.workdir import demo_directory
+from fleetscale.embedded import EmbeddedRedis, parent_death_signal
 from fleetscale.errors import FleetscaleError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
@@ -97,7 +98,10 @@ def start_controller(url: str, ledger: Path, settings: DemoSettings) -> subproce
             "--warm", "1", "--target-p99", f"{settings.target_p99_s}s",
             "--log-level", "warning"]  # fmt: skip
     env = {**os.environ, "FLEETSCALE_REDIS_URL": url, LEDGER_ENV: str(ledger)}
-    return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    # SIGTERM (a drain) when the demo dies without stopping it (kill -9); the
+    # preexec_fn only calls prctl, getppid and kill.
+    return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=parent_death_signal(signal.SIGTERM))  # noqa: PLW1509 # fmt: skip
 
 
 def stop_controller(
@@ -278,8 +282,7 @@ def run_demo(
     trace = settings.load_trace()
     cleanup = contextlib.ExitStack()
     try:
-        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fleetscale-demo-"))
-        workdir = Path(tmp)
+        workdir = cleanup.enter_context(demo_directory())
         url = cleanup.enter_context(private_redis(settings.redis_url, workdir / "redis"))
         client = connect(RedisSettings(url=url))
         forget_fleet(client, FleetKeys(DEMO_FLEET), url)

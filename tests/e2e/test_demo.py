@@ -1,5 +1,5 @@
 """`fleetscale demo` as a new user runs it, headless: it scales, and however it is stopped
-(Ctrl-C, a second signal, a closed terminal) it leaves nothing behind."""
+(Ctrl-C, a second signal, a closed terminal, kill -9) it leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -159,6 +159,25 @@ def test_closing_the_terminal_stops_the_demo_and_everything_it_started() -> None
             os.killpg(demo.pid, signal.SIGKILL)
     assert demo_processes() == [], "SIGHUP left no process behind"
     assert not any(d.exists() for d in directories), "the demo removed its directory"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_demo_killed_outright_leaves_no_process_and_the_next_demo_removes_its_files(
+    tmp_path: Path,
+) -> None:
+    with running_demo(tmp_path / "killed.log") as killed:
+        abandoned = demo_directories()
+        assert abandoned
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+    wait_until(lambda: not demo_processes(), timeout_s=60, what="its processes to end")
+    assert all(d.exists() for d in abandoned), "a killed demo cannot remove its files"
+    with running_demo(tmp_path / "next.log") as demo:
+        assert not any(d.exists() for d in abandoned), "the next demo removed them"
+        os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=90) == 130
+    assert demo_processes() == []
 
 
 @pytest.mark.timeout(200)
