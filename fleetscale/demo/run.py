@@ -45,6 +45,7 @@ HOST = "demo-host"
 DRAIN_WAIT_S = 30.0
 """The shortest wait for the queue to drain after the load, seconds."""
 MAX_JOB_BYTES = 1 << 20
+"""The largest job `queued_keys` decodes (the demo's are a few dozen bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
