@@ -42,7 +42,8 @@ end
 local since = now - tonumber(ARGV[3])
 local oldest = redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf', 'LIMIT', 0, 1)
 if not oldest[1] or now - tonumber(string.match(oldest[1], '^%d+')) < 1000 then
-  local before = redis.call('ZREVRANGEBYSCORE', KEYS[2], '(' .. since, '-inf', 'LIMIT', 0, 1)
+  local before = redis.call('ZRANGE', KEYS[2], '(' .. since, '-inf', 'BYSCORE', 'REV',
+    'LIMIT', 0, 1)
   if before[1] then oldest = before end
 end
 return {now, 1, added, lag, pending, head, live, oldest}
