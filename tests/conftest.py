@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--redis-url", default=None, help="Redis for the tests (else a private one).")
 
 
-def _no_redis(reason: str) -> None:
+def no_redis(reason: str) -> None:
+    """Skip for want of a Redis server; fail instead under `CI`."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (under CI a missing Redis fails the run)", pytrace=False)
     pytest.skip(reason)
@@ -52,7 +53,7 @@ def redis_url(
     try:
         server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     except ConfigurationError as exc:
-        _no_redis(str(exc))
+        no_redis(str(exc))
         return
     try:
         yield server.url
@@ -66,7 +67,7 @@ def _checked_redis(redis_url: str) -> str:
     try:
         version = client.info("server")["redis_version"]
     except redis.RedisError as exc:
-        _no_redis(f"Redis at {redis_url} is not reachable: {exc}")
+        no_redis(f"Redis at {redis_url} is not reachable: {exc}")
     finally:
         client.close()
     if tuple(int(p) for p in version.split(".")[:2]) < MIN_VERSION:
@@ -112,7 +113,7 @@ def private_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     try:
         find_redis_server()
     except ConfigurationError as exc:
-        _no_redis(str(exc))
+        no_redis(str(exc))
     server = EmbeddedRedis(tmp_path / "redis").start()
     yield server
     server.kill()

