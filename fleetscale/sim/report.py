@@ -15,8 +15,9 @@ it arrived in (a job never started by the end waits until the end).
   empty fleet is not steady behaviour.
 - `wait_p99_s`, `wait_mean_s`: over every job arriving after the warm-up.
 
-A trace no longer than the warm-up has nothing to score (it used to score attainment 1
-with no job judged): `check_scorable` refuses it, and `summarise` calls it.
+A trace no longer than the warm-up, or with no load after it, has nothing to score (it
+used to score attainment 1 with no job judged): `check_scorable` refuses it before the
+run, and `summarise` refuses a run in which no job arrived after the warm-up.
 - `recovery_s`: for each rise of the trace's rate by ≥ 1.5× (scored after the warm-up),
   the end of the last 1 s arrival bin within the next 60 s whose p99 wait exceeds the
   target, measured from the rise (0 when none does); the worst one, or None when the
@@ -66,16 +67,31 @@ class Summary:
 
 
 def check_scorable(trace: Trace) -> None:
-    """Refuse a trace that ends within the warm-up: no arrival of it would be scored.
+    """Refuse a trace with no load after the warm-up: none of its arrivals would be
+    scored, and an empty score would read as a perfect one.
 
     Raises:
-        ConfigurationError: naming the trace and the least length.
+        ConfigurationError: naming the trace and what it lacks.
     """
     if not trace.duration_s > WARMUP_S:
         raise ConfigurationError(
             f"trace {trace.name!r} lasts {trace.duration_s:g} s: it must last longer than "
             f"the {WARMUP_S:g} s warm-up, after which runs are scored"
         )
+    if not _loaded_after_warmup(trace):
+        raise _nothing_to_score(trace)
+
+
+def _loaded_after_warmup(trace: Trace) -> bool:
+    # An arrival trace's steps are its 1 s arrival counts: the same test holds for it.
+    return any(rate > 0 and end_s > WARMUP_S for _, end_s, rate in trace.segments())
+
+
+def _nothing_to_score(trace: Trace) -> ConfigurationError:
+    return ConfigurationError(
+        f"trace {trace.name!r} has no arrivals after the {WARMUP_S:g} s warm-up: "
+        "there is nothing to score; give it load after its first minute"
+    )
 
 
 def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
@@ -154,11 +170,14 @@ def summarise(run: Run, service: ServiceTime, target_s: float) -> Summary:
     """Judge a run against the target (see the module docstring).
 
     Raises:
-        ConfigurationError: for a trace `check_scorable` refuses.
+        ConfigurationError: for a trace `check_scorable` refuses, or a run in which no
+            job arrived after the warm-up.
     """
     check_scorable(run.trace)
     first = bisect.bisect_left(run.arrivals_s, WARMUP_S)
     scored = sorted(run.waits_s[first:])
+    if not scored:  # a rate so low that no job happened to arrive
+        raise _nothing_to_score(run.trace)
     scored_changes = [(t, size) for t, size in run.changes if t >= WARMUP_S]
     start_size = next((size for t, size in reversed(run.changes) if t < WARMUP_S), 0)
     return Summary(
@@ -170,7 +189,7 @@ def summarise(run: Run, service: ServiceTime, target_s: float) -> Summary:
         scale_actions=len(scored_changes),
         reversals=reversals(scored_changes, start_size),
         wait_p99_s=nearest_rank(scored, 0.99),
-        wait_mean_s=sum(scored) / len(scored) if scored else 0.0,
+        wait_mean_s=sum(scored) / len(scored),
         recovery_s=recovery_s(run, target_s),
         jobs=len(run.arrivals_s),
         duration_s=run.trace.duration_s,

@@ -179,6 +179,26 @@ def test_a_trace_no_longer_than_the_warm_up_is_refused_not_scored_perfect(
     assert "must last longer than the 60 s warm-up" in err, err
 
 
+def test_a_trace_with_no_load_after_the_warm_up_is_refused_not_scored_perfect(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "idle.csv"
+    path.write_text("t_s,rate_per_s\n0,50\n55,0\n300,0\n", encoding="utf-8")
+    code, out, err = cli("--trace", str(path), "--json")
+    assert code == ExitCode.USAGE, out
+    assert "no arrivals after the 60 s warm-up" in err, err
+
+
+def test_summarising_a_run_in_which_no_job_arrived_after_the_warm_up_is_refused() -> None:
+    # About 1 job in 10 days: the trace has load after the first minute, this run no arrival.
+    trace = parse_trace("t_s,rate_per_s\n0,0.000001\n120,0\n", "sparse")
+    service = service_time(0.1, 0)
+    run = simulate(trace, StaticScaler(1), service, SimConfig(seed=1))
+    assert not [a for a in run.arrivals_s if a >= 60]
+    with pytest.raises(ConfigurationError, match="no arrivals after the 60 s warm-up"):
+        summarise(run, service, 0.5)
+
+
 def test_summarising_a_run_shorter_than_the_warm_up_is_refused() -> None:
     trace = parse_trace("arrival_s\n0.5\n30\n", "short")
     run = simulate(trace, StaticScaler(1), service_time(0.1, 0), SimConfig())
