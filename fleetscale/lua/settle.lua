@@ -63,5 +63,8 @@ for _ = 1, tonumber(ARGV[a]) do
   end
   a = a + 7
 end
-if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+-- unpack() fails past about 8000 values (Lua's C stack), and a batch may hold 10000.
+for i = 1, #acks, 1000 do
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(acks, i, math.min(i + 999, #acks)))
+end
 return lost
