@@ -94,6 +94,36 @@ class Task(Generic[P, R]):
         return f"Task({self.name!r})"
 
 
+def deferred_kind(value: object) -> str | None:
+    """What `value` is, if it is work that has not run yet and runs only when awaited or
+    iterated ("a coroutine", "a generator", …); None for anything else.
+
+    A task that returns one did none of its work (a plain function wrapping an async
+    one): the worker fails the job rather than count it done.
+    """
+    if inspect.iscoroutine(value):
+        return "a coroutine"
+    if inspect.isawaitable(value):
+        return f"an awaitable {type(value).__name__}"
+    if inspect.isgenerator(value):
+        return "a generator"
+    if inspect.isasyncgen(value):
+        return "an async generator"
+    return None
+
+
+def _deferred_function_kind(func: Callable[..., Any]) -> str | None:
+    """What `func` is, if calling it returns work that has not run yet (see
+    `deferred_kind`); None for a plain function."""
+    if inspect.iscoroutinefunction(func):
+        return "`async def`"
+    if inspect.isasyncgenfunction(func):
+        return "an async generator function"
+    if inspect.isgeneratorfunction(func):
+        return "a generator function"
+    return None
+
+
 class TaskDecorator(Protocol):
     """What `@app.task(...)` returns: turns a function into a registered `Task`."""
 
@@ -152,10 +182,12 @@ class App:
 
         def register(func: Callable[P, R]) -> Task[P, R]:  # the TaskDecorator
             task_name = name or func.__name__
-            if inspect.iscoroutinefunction(func):
+            kind = _deferred_function_kind(func)
+            if kind is not None:
                 raise TaskError(
-                    f"task {task_name!r} is `async def`: workers run plain functions; "
-                    "wrap it with asyncio.run in a plain function"
+                    f"task {task_name!r} is {kind}: calling it does none of its work, and "
+                    "workers run plain functions; wrap it with asyncio.run (or iterate it) "
+                    "in a plain function"
                 )
             if task_name in self._tasks:
                 raise TaskError(f"task {task_name!r} is already registered in app {self.fleet!r}")

@@ -11,6 +11,7 @@ so a prefetched batch never hides load from the scaler or from other workers.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fleetscale.app import App, Task
+from fleetscale.app import App, Task, deferred_kind
 from fleetscale.backoff import Backoff
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.codec import Job, MalformedJob, decode_job, encode_job, peek_identity
@@ -323,19 +324,22 @@ class Consumer:
             watchdog.arm(task.options.timeout_s, started)
         try:
             try:
-                task.fn(*job.args, **job.kwargs)
+                result = task.fn(*job.args, **job.kwargs)
             finally:
                 # Inside the outer try: the alarm may land after the task returned and
                 # before the watchdog knows it; that is a timeout too, not a crash.
                 if watchdog is not None:
                     watchdog.disarm()
-            return None
         except JobTimeout as exc:
             return Failure(f"JobTimeout: {exc}", traceback.format_exc(), retriable=True)
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException: a task's own SystemExit or KeyboardInterrupt (the worker's
+            # signals only set flags) is that job's failure. Escaping, it ended the worker
+            # with its finished jobs unacknowledged and the rest of its batch stranded.
             if isinstance(exc, TypeError) and not task.accepts(job.args, job.kwargs):
                 return Failure(f"arguments do not fit task {task.name!r}: {exc}", "", False)
             return Failure(f"{type(exc).__name__}: {exc}", traceback.format_exc(), True)
+        return _unrun_work(task, result)
 
     def _retry(self, delivery: Delivery, job: Job, attempt: int, failure: Failure) -> None:
         base = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
@@ -420,3 +424,24 @@ class Consumer:
         with self.held_lock:
             self.held.difference_update(entry_ids)
             self.lost.difference_update(entry_ids)
+
+
+def _unrun_work(task: Task[Any, Any], result: object) -> Failure | None:
+    """A failure if `task` returned work that runs only when awaited or iterated (a
+    coroutine, a generator): the task did nothing, and calling it again would not help.
+
+    A coroutine or generator is closed: it never runs, and Python does not warn that a
+    coroutine was never awaited.
+    """
+    kind = deferred_kind(result)
+    if kind is None:
+        return None
+    if inspect.iscoroutine(result) or inspect.isgenerator(result):
+        result.close()
+    return Failure(
+        f"task {task.name!r} returned {kind}, which does nothing until awaited or "
+        "iterated; workers run plain functions: await it with asyncio.run (or iterate "
+        "it) inside the task",
+        "",
+        retriable=False,
+    )

@@ -1,12 +1,20 @@
-"""The worker at its edges, against a real Redis: the largest batches it may take."""
+"""The worker at its edges, against a real Redis: the largest batches it may take, and
+tasks that end in ways a plain `except Exception` misses."""
 
 from __future__ import annotations
 
-from fleetscale.config import RedisSettings
+from collections.abc import Iterator
+
+import pytest
+
+from fleetscale.app import App
+from fleetscale.config import RedisSettings, WorkerSettings
+from fleetscale.deadletters import DeadLetters
 from fleetscale.jobstream import DeadLetter, JobStream, Settlement
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client
+from tests.support.inproc import run_burst
 
 
 def test_a_settle_of_more_entries_than_lua_can_unpack_acks_them_all(
@@ -32,3 +40,76 @@ def test_a_settle_of_more_entries_than_lua_can_unpack_acks_them_all(
         assert stream.settle("w1", settlement, check_owner=check_owner) == []
         assert client.xpending(keys.jobs, GROUP)["pending"] == 0
     assert (client.zcard(keys.delayed), client.xlen(keys.dlq)) == (1, 1)
+
+
+class TaskAbort(BaseException):
+    """A task's own BaseException subclass."""
+
+
+@pytest.mark.parametrize(
+    "raised", [SystemExit(3), KeyboardInterrupt(), TaskAbort("stop")], ids=type
+)
+def test_a_task_raising_a_base_exception_fails_that_job_and_the_worker_goes_on(
+    fleet: str,
+    redis_settings: RedisSettings,
+    client: Client,
+    keys: FleetKeys,
+    raised: BaseException,
+) -> None:
+    # It escaped the worker: the jobs finished before it in the batch stayed unacked
+    # (to run again), those after it stayed pending under a dead consumer, and the
+    # job itself was dead-lettered only much later, without its reason.
+    app = App(fleet)
+    ran: list[int] = []
+
+    @app.task(max_attempts=1)
+    def step(i: int) -> None:
+        ran.append(i)
+        if i == 2:
+            raise raised
+
+    Producer(fleet, redis_settings.url).submit_many([("step", (i,), {}) for i in range(5)])
+    settings = WorkerSettings(block_ms=100, prefetch_window_s=60.0)  # one batch for 1-4
+    consumer = run_burst(app, redis_settings, settings)
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    assert (consumer.stats.done, consumer.stats.dead) == (4, 1)
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
+    (letter,) = DeadLetters(client, keys, redis_settings.url).list()
+    assert letter.reason.startswith(type(raised).__name__), letter.reason
+
+
+async def _touch(ran: list[str]) -> None:
+    ran.append("ran")
+
+
+def _lines(ran: list[str]) -> Iterator[str]:
+    ran.append("ran")
+    yield "line"
+
+
+def test_a_task_that_returns_a_coroutine_or_a_generator_is_dead_lettered_not_done(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # A plain function wrapping an async one (or a generator) does none of its work
+    # when called; the job was acknowledged as done all the same.
+    app = App(fleet)
+    ran: list[str] = []
+
+    @app.task
+    def returns_coroutine() -> object:
+        return _touch(ran)
+
+    @app.task
+    def returns_generator() -> object:
+        return _lines(ran)
+
+    Producer(fleet, redis_settings.url).submit_many(
+        [("returns_coroutine", (), {}), ("returns_generator", (), {})]
+    )
+    consumer = run_burst(app, redis_settings)
+    assert ran == []
+    assert (consumer.stats.done, consumer.stats.dead) == (0, 2)
+    reasons = sorted(
+        letter.reason for letter in DeadLetters(client, keys, redis_settings.url).list()
+    )
+    assert "returned a coroutine" in reasons[0] and "returned a generator" in reasons[1], reasons

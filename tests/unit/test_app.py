@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
+
 import pytest
 
 from fleetscale.app import App, load_app
@@ -34,12 +36,31 @@ def test_a_name_registered_twice_is_refused() -> None:
         def two() -> None: ...
 
 
-def test_an_async_task_is_refused_at_registration_instead_of_never_running() -> None:
-    app = App("media")
-    with pytest.raises(TaskError, match="async def"):
+async def fetch() -> None: ...
 
-        @app.task
-        async def fetch() -> None: ...
+
+async def stream_pages() -> AsyncIterator[int]:
+    yield 1
+
+
+def lines() -> Iterator[str]:
+    yield "line"
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (fetch, "async def"),
+        (stream_pages, "an async generator function"),
+        (lines, "a generator function"),
+    ],
+)
+def test_a_task_whose_call_does_none_of_its_work_is_refused_at_registration(
+    fn: Callable[[], object], kind: str
+) -> None:
+    # A worker calls a task and goes on: the body of these would never run.
+    with pytest.raises(TaskError, match=kind):
+        App("media").task(fn)
 
 
 @pytest.mark.parametrize(
