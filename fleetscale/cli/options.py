@@ -38,6 +38,23 @@ def to_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float 
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def seconds_within(
+    least_s: float, most_s: float, hint: str
+) -> Callable[[click.Context, click.Parameter, Any], float | None]:
+    """Click callback for a duration option bounded to [`least_s`, `most_s`] seconds.
+
+    `hint` says the range in the option's own units, e.g. "from 1s to 15m".
+    """
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+        seconds = to_seconds(ctx, param, value)
+        if seconds is not None and not least_s <= seconds <= most_s:
+            raise click.BadParameter(f"{value!r} is out of range: use {hint}", ctx, param)
+        return seconds
+
+    return check
+
+
 def writable_parent(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """Click callback for an output file: its directory must exist and be writable.
 
@@ -89,9 +106,17 @@ def fleet_argument(fn: Callable[P, R]) -> Callable[P, R]:
     return click.argument("fleet", callback=check)(fn)
 
 
+def _given_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An explicit `--redis-url ""` (an unset shell variable) is an error, not the default."""
+    if value == "":
+        raise click.BadParameter("is empty: give one such as redis://localhost:6379/0", ctx, param)
+    return value
+
+
 redis_url_option = click.option(
     "--redis-url",
     envvar=REDIS_URL_ENV,
+    callback=_given_url,
     show_envvar=True,
     metavar="URL",
     help="Redis URL (redis://, rediss:// with TLS; user:password@ for ACL). "

@@ -14,13 +14,15 @@ from fleetscale.cli.options import (
     redis_settings,
     redis_url_option,
     reports_errors,
-    to_seconds,
+    seconds_within,
 )
 from fleetscale.cli.root import main
 from fleetscale.histogram import MAX_VALUE_S
-from fleetscale.keys import FleetKeys
+from fleetscale.keys import TELEMETRY_RETENTION_S, FleetKeys
 from fleetscale.status import read_status
 from fleetscale.store import connect
+
+_RETENTION = f"{TELEMETRY_RETENTION_S / 60:g}m"
 
 
 def _wait(value: float | None) -> str:
@@ -100,18 +102,19 @@ def render(status: dict[str, Any]) -> str:
 @click.option(
     "--interval",
     default="2s",
-    callback=to_seconds,
+    callback=seconds_within(0.1, 86_400, "from 100ms to 24h"),
     metavar="DURATION",
     show_default=True,
-    help="Refresh period with --watch.",
+    help="Refresh period with --watch, from 100ms to 24h.",
 )
 @click.option(
     "--window",
     default="10s",
-    callback=to_seconds,
+    callback=seconds_within(1, TELEMETRY_RETENTION_S, f"from 1s to {_RETENTION}"),
     metavar="DURATION",
     show_default=True,
-    help="Sliding window of the wait quantiles and rates.",
+    help=f"Sliding window of the wait quantiles and rates, from 1s (telemetry is kept a "
+    f"second at a time) to {_RETENTION} (for as long as it is kept).",
 )
 @reports_errors
 def status_command(

@@ -210,3 +210,33 @@ def test_ctrl_c_ends_status_watch_quietly_with_exit_0(
     watch.signal(signal.SIGINT)
     assert watch.wait(timeout_s=10) == ExitCode.OK, watch.output()
     assert "aborted" not in watch.output() and "Traceback" not in watch.output()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [("--window", "0", ("1s", "15m")), ("--window", "1h", ("1s", "15m")),
+     ("--interval", "0", ("100ms", "24h")), ("--interval", "1e12", ("100ms", "24h"))],
+)  # fmt: skip
+def test_a_status_duration_out_of_range_is_one_line_and_a_usage_exit_before_connecting(
+    option: str, value: str, words: tuple[str, ...]
+) -> None:
+    # A huge --window once read every second's telemetry key of it (--window 1e9: 24 GB,
+    # killed by the OOM killer); a huge --interval ended --watch in a traceback.
+    result = run(
+        "status", "media", "--watch", option, value, "--redis-url", "redis://127.0.0.1:1/0"
+    )
+    assert_one_line(result, ExitCode.USAGE, option, *words)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status", "media"), ("submit", "media", "resize"), ("explain", "media"),
+     ("policy", "media", "show"), ("dlq", "media", "list")],
+    ids=["status", "submit", "explain", "policy", "dlq"],
+)  # fmt: skip
+def test_an_empty_redis_url_is_one_line_and_a_usage_exit_not_the_default(
+    args: tuple[str, ...],
+) -> None:
+    # `--redis-url "$UNSET_VARIABLE"` once fell back to the environment or the default URL.
+    result = run(*args, "--redis-url", "", env={"FLEETSCALE_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert_one_line(result, ExitCode.USAGE, "--redis-url", "empty")
