@@ -124,11 +124,18 @@ def _report_preflight(warnings: tuple[str, ...], strict: bool) -> None:
 
 def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
     """First SIGTERM/SIGINT drains; a second exits at once; SIGUSR1 wakes a warm
-    worker (main thread only)."""
+    worker (main thread only).
+
+    A drain the worker started on its own (its controller died) is not a first signal:
+    the kernel's parent-death SIGTERM may be handled after it.
+    """
+    signalled = False
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
-        if consumer.draining:
+        nonlocal signalled
+        if signalled:
             os._exit(ExitCode.FAILURE)
+        signalled = True
         consumer.drain()
         go.set()
 
