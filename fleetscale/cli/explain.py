@@ -16,17 +16,19 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
+from fleetscale.cli.status import format_rate, format_seconds, format_wait
 from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
 from fleetscale.store import connect
 
 
-def _fmt(value: Any, unit: str = "") -> str:
+def _number(value: Any) -> str:
+    """A count or ratio, never in scientific notation; `unknown` for None."""
     if value is None:
         return "unknown"
     if isinstance(value, float):
-        return f"{value:.3g}{unit}"
-    return f"{value}{unit}"
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def render(record: dict[str, Any]) -> str:
@@ -37,17 +39,17 @@ def render(record: dict[str, Any]) -> str:
     read_age = record.get("telemetry_age_s")
     stale = " (stale: ignored)" if obs["telemetry_age_s"] is None and read_age is not None else ""
     model = (
-        f"  capacity model {_fmt(inputs['capacity_workers'])}"
-        f"  drain {_fmt(inputs['drain_workers'])}  wait ratio {_fmt(inputs['wait_ratio'])}"
+        f"  capacity model {_number(inputs['capacity_workers'])}"
+        f"  drain {_number(inputs['drain_workers'])}  wait ratio {_number(inputs['wait_ratio'])}"
     )
     lines = [
         f"{when}Z  {record['previous']} → {record['desired']} workers"
         f"  reason {record['reason']}{dry}",
-        f"  wait p99 {_fmt(obs['wait_p99_s'], 's')}"
-        f"  head-of-line {_fmt(obs['head_of_line_age_s'], 's')}"
-        f"  backlog {_fmt(obs['backlog'])}  arrivals {_fmt(obs['arrival_rate_per_s'], '/s')}",
-        f"  service {_fmt(obs['service_time_s'], 's')}"
-        f"  telemetry age {_fmt(record.get('telemetry_age_s'), 's')}{stale}",
+        f"  wait p99 {format_wait(obs['wait_p99_s'])}"
+        f"  head-of-line {format_seconds(obs['head_of_line_age_s'])}"
+        f"  backlog {_number(obs['backlog'])}  arrivals {format_rate(obs['arrival_rate_per_s'])}",
+        f"  service {format_seconds(obs['service_time_s'])}"
+        f"  telemetry age {format_seconds(read_age)}{stale}",
         f"{model}  quotas {record['quotas']}",
     ]
     return "\n".join(lines)

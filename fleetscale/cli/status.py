@@ -25,12 +25,15 @@ from fleetscale.store import connect
 _RETENTION = f"{TELEMETRY_RETENTION_S / 60:g}m"
 
 
-def _wait(value: float | None) -> str:
+def format_wait(value: float | None) -> str:
     """A wait quantile; the histogram's last bucket holds every wait from its top up."""
-    return f"≥{MAX_VALUE_S:.0f}s" if value is not None and value >= MAX_VALUE_S else _seconds(value)
+    if value is not None and value >= MAX_VALUE_S:
+        return f"≥{MAX_VALUE_S:.0f}s"
+    return format_seconds(value)
 
 
-def _seconds(value: float | None) -> str:
+def format_seconds(value: float | None) -> str:
+    """A duration in seconds, in µs, ms or s; `unknown` for None."""
     if value is None:
         return "unknown"
     if value == 0:
@@ -40,7 +43,8 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
 
-def _rate(value: float | None) -> str:
+def format_rate(value: float | None) -> str:
+    """A rate per second; `unknown` for None."""
     return "unknown" if value is None else f"{value:.1f}/s"
 
 
@@ -53,7 +57,7 @@ def _policy_line(status: dict[str, Any]) -> str:
     text = "policy   none stored (no controller yet)"
     if policy:
         text = (
-            f"policy   v{policy['version']}: target p99 {_seconds(policy['target_p99_s'])},"
+            f"policy   v{policy['version']}: target p99 {format_seconds(policy['target_p99_s'])},"
             f" min {policy['min']}, max {policy['max']}"
         )
     if last:
@@ -80,12 +84,13 @@ def render(status: dict[str, Any]) -> str:
         f"workers  desired {_count(workers['desired'])}  running {workers['running']}"
         f"  ready {workers['ready']}",
         f"backlog  {_count(status['backlog'])}  (pending {status['pending']})"
-        f"   head-of-line age {_seconds(status['head_of_line_age_s'])}",
-        f"arrivals {_rate(status['arrival_rate_per_s'])}"
-        f"   completed {_rate(status['completed_per_s'])}   failed {_rate(status['failed_per_s'])}",
-        f"wait     p50 {_wait(status['wait_p50_s'])}  p99 {_wait(status['wait_p99_s'])}"
+        f"   head-of-line age {format_seconds(status['head_of_line_age_s'])}",
+        f"arrivals {format_rate(status['arrival_rate_per_s'])}"
+        f"   completed {format_rate(status['completed_per_s'])}"
+        f"   failed {format_rate(status['failed_per_s'])}",
+        f"wait     p50 {format_wait(status['wait_p50_s'])}  p99 {format_wait(status['wait_p99_s'])}"
         f"   (last {status['window_s']:g}s, {status['wait_samples']} weighted samples)",
-        f"service  {_seconds(status['service_time_s'])} per job"
+        f"service  {format_seconds(status['service_time_s'])} per job"
         f"   busy {'unknown' if busy is None else f'{busy:.0%}'}",
         _policy_line(status),
         f"dead letters {status['dead_letters']}",
