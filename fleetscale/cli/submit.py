@@ -11,6 +11,8 @@ from typing import Any, TextIO
 import click
 
 from fleetscale.cli.options import (
+    exit_code_for,
+    fail,
     fleet_argument,
     logging_options,
     redis_settings,
@@ -19,6 +21,7 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import main
+from fleetscale.errors import FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line
 
 CHUNK = 1000
@@ -144,10 +147,24 @@ def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, time
     progress = click.progressbar(
         length=total, label="submitting", file=sys.stderr, hidden=sys.stdout.isatty()
     )
-    with progress:
-        while chunk := list(islice(jobs, CHUNK)):
-            ids = producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
-            click.echo("\n".join(ids))
-            submitted += len(ids)
-            progress.update(len(ids))
+    try:
+        with progress:
+            while chunk := list(islice(jobs, CHUNK)):
+                ids = producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
+                click.echo("\n".join(ids))
+                submitted += len(ids)
+                progress.update(len(ids))
+    except FleetscaleError as exc:
+        fail(_stopped_part_way(exc, submitted, total), exit_code_for(exc))
     return submitted
+
+
+def _stopped_part_way(exc: FleetscaleError, submitted: int, total: int) -> str:
+    """The error of a chunk, told in this command's terms: how many of all its jobs went
+    in, their ids being on stdout. The producer's own note counts only within the one
+    chunk it was given, which goes in whole or not at all, so it is left out."""
+    reason = str(exc).partition("; the first ")[0]
+    return (
+        f"{reason}; {submitted} of {total} jobs were submitted before this "
+        "(their ids are on stdout)"
+    )

@@ -63,3 +63,21 @@ def test_stdin_file_and_a_single_job_print_their_ids(
         job_id for job_id, _, _ in stream_jobs(client, fleet)
     ]
     assert single.stdout == "img-9@64\n"
+
+
+def test_a_refusal_part_way_says_how_many_jobs_went_in_and_that_their_ids_are_on_stdout(
+    redis_url: str, client: Client, fleet: str
+) -> None:
+    # Chunks of 1000 jobs: the first two go in (backlog 0, then 1000), the third is refused.
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", "submit", fleet, "resize", "--count", "2500",
+            "--max-backlog", "1500", "--redis-url", redis_url]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+                            check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.splitlines() == [job_id for job_id, _, _ in stream_jobs(client, fleet)]
+    assert len(result.stdout.splitlines()) == 2000
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("fleetscale: error: fleet backlog 2000 is at or above"), error
+    assert "2000 of 2500 jobs were submitted before this (their ids are on stdout)" in error, error
+    assert "`submitted`" not in error and "first 0" not in error, error
