@@ -81,9 +81,16 @@ class Task(Generic[P, R]):
         )
 
     def accepts(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
-        """Whether the function's signature binds these arguments (no call is made)."""
+        """Whether the function's signature binds these arguments (no call is made).
+
+        True when the function has no signature to check (builtins such as
+        `time.sleep`): nothing says the arguments do not fit.
+        """
         if self._signature is None:
-            self._signature = inspect.signature(self.fn)
+            try:
+                self._signature = inspect.signature(self.fn)
+            except ValueError:
+                return True
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError:

@@ -3,6 +3,7 @@ tasks that end in ways a plain `except Exception` misses."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -113,3 +114,24 @@ def test_a_task_that_returns_a_coroutine_or_a_generator_is_dead_lettered_not_don
         letter.reason for letter in DeadLetters(client, keys, redis_settings.url).list()
     )
     assert "returned a coroutine" in reasons[0] and "returned a generator" in reasons[1], reasons
+
+
+def test_a_builtin_task_given_arguments_of_the_wrong_type_fails_that_job(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # time.sleep("x") raises TypeError, and the worker asks the signature whether the
+    # arguments fit; a builtin without one raised ValueError there, which ended the worker.
+    app = App(fleet)
+    app.task(name="pause", max_attempts=1)(time.sleep)
+    ran: list[int] = []
+
+    @app.task
+    def after() -> None:
+        ran.append(1)
+
+    producer = Producer(fleet, redis_settings.url)
+    producer.submit_many([("pause", ("x",), {}), ("after", (), {})])
+    consumer = run_burst(app, redis_settings)
+    assert (consumer.stats.done, consumer.stats.dead, ran) == (1, 1, [1])
+    (letter,) = DeadLetters(client, keys, redis_settings.url).list()
+    assert letter.reason.startswith("TypeError"), letter.reason
