@@ -107,7 +107,8 @@ def submit_command(
 
     Many jobs (--count, --file) are pipelined in chunks of 1000; each chunk's ids are
     printed once Redis has taken it, so after an error stdout lists the jobs known to
-    be in. A summary, and a progress bar unless stdout is a terminal, go to stderr.
+    be in. A summary goes to stderr, and a progress bar too when stderr is a terminal
+    and stdout is not.
 
     \b
     Examples:
@@ -144,8 +145,12 @@ def submit_command(
 def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, timeout: float) -> int:
     submitted = 0
     # On a terminal the ids scroll past: a bar on the same screen would be cut by them.
+    # Where stderr is no terminal (a log, a pipe) the bar would only leave its label.
     progress = click.progressbar(
-        length=total, label="submitting", file=sys.stderr, hidden=sys.stdout.isatty()
+        length=total,
+        label="submitting",
+        file=sys.stderr,
+        hidden=sys.stdout.isatty() or not sys.stderr.isatty(),
     )
     try:
         with progress:

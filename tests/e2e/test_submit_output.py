@@ -3,6 +3,7 @@ order of the stream, for one job, --count and --file alike; the summary goes to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -81,3 +82,30 @@ def test_a_refusal_part_way_says_how_many_jobs_went_in_and_that_their_ids_are_on
     assert error.startswith("fleetscale: error: fleet backlog 2000 is at or above"), error
     assert "2000 of 2500 jobs were submitted before this (their ids are on stdout)" in error, error
     assert "`submitted`" not in error and "first 0" not in error, error
+
+
+def submit_with_stderr_on_a_terminal(redis_url: str, *args: str) -> tuple[str, str]:
+    """Run `submit` with stdout piped and stderr on a pseudo-terminal: (stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", "submit", *args, "--redis-url", redis_url]
+    leader, follower = os.openpty()
+    with subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=follower,
+                          text=True) as proc:  # fmt: skip
+        os.close(follower)
+        screen = b""
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := os.read(leader, 4096):
+                screen += chunk
+        stdout, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    return stdout, screen.decode()
+
+
+def test_the_progress_bar_is_drawn_only_where_stderr_is_a_terminal(
+    redis_url: str, fleet: str
+) -> None:
+    piped = submit(redis_url, fleet, "resize", "--count", "3")
+    assert piped.stderr.splitlines() == [f"submitted 3 jobs to fleet {fleet!r}"]
+    stdout, screen = submit_with_stderr_on_a_terminal(redis_url, fleet, "resize", "--count", "3")
+    assert len(stdout.splitlines()) == 3
+    assert "submitting" in screen and "100%" in screen, screen
