@@ -59,6 +59,19 @@ def fleet_exists(client: Client, keys: FleetKeys, url: str) -> bool:
         return bool(client.exists(keys.jobs, keys.workers, keys.dlq, keys.hosts, keys.policy))
 
 
+def require_fleet(client: Client, keys: FleetKeys, url: str) -> None:
+    """Refuse a fleet this Redis holds nothing of (a likely typo in its name or the URL).
+
+    Raises:
+        ConfigurationError: the fleet has no trace in this Redis.
+    """
+    if not fleet_exists(client, keys, url):
+        raise ConfigurationError(
+            f"unknown fleet {keys.fleet!r}: nothing of it in Redis at {redact_url(url)}; "
+            "check the fleet name and --redis-url"
+        )
+
+
 def read_status(
     client: Client, keys: FleetKeys, url: str, window_s: float = 10.0
 ) -> dict[str, Any]:
@@ -67,14 +80,9 @@ def read_status(
     Raises:
         ConfigurationError: the fleet has no trace in this Redis (a likely typo).
     """
-    known = fleet_exists(client, keys, url)
+    require_fleet(client, keys, url)
     with redis_errors(url):
         leader = read_bytes(client, keys.leader)
-    if not known:
-        raise ConfigurationError(
-            f"unknown fleet {keys.fleet!r}: nothing of it in Redis at {redact_url(url)}; "
-            "check the fleet name and --redis-url"
-        )
     view = read_fleet_view(client, keys, url, window_s)
     workers = Registry(client, keys, url).live()
     hosts = LiveSet(client, url, keys.hosts, keys.host).live()

@@ -14,14 +14,18 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
-from fleetscale.deadletters import DeadLetters
+from fleetscale.deadletters import DeadLetters, validate_letter_id
 from fleetscale.keys import FleetKeys
+from fleetscale.status import require_fleet
 from fleetscale.store import connect
 
 
 def _letters(fleet: str, redis_url: str | None) -> DeadLetters:
+    """The fleet's dead letters; a fleet Redis holds nothing of is refused (a typo?)."""
     settings = redis_settings(redis_url)
-    return DeadLetters(connect(settings), FleetKeys(fleet), settings.url)
+    client, keys = connect(settings), FleetKeys(fleet)
+    require_fleet(client, keys, settings.url)
+    return DeadLetters(client, keys, settings.url)
 
 
 @main.group("dlq")
@@ -83,6 +87,8 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
     Example:
       fleetscale dlq media replay 1700000000000-0
     """
+    for letter_id in ids:  # a bad id is a usage error, whatever Redis holds
+        validate_letter_id(letter_id)
     result = _letters(fleet, redis_url).replay(ids)
     for letter_id, why in result.skipped.items():
         click.echo(f"skipped {letter_id}: {why}", err=True)

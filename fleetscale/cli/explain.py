@@ -19,6 +19,7 @@ from fleetscale.cli.root import main
 from fleetscale.cli.status import format_rate, format_seconds, format_wait
 from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
+from fleetscale.status import require_fleet
 from fleetscale.store import connect
 
 
@@ -71,7 +72,9 @@ def explain_command(*, fleet: str, redis_url: str | None, as_json: bool, last: i
       fleetscale explain media --last 3
     """
     settings = redis_settings(redis_url)
-    records = PlanStore(connect(settings), FleetKeys(fleet), settings.url).decisions(last)
+    client, keys = connect(settings), FleetKeys(fleet)
+    require_fleet(client, keys, settings.url)
+    records = PlanStore(client, keys, settings.url).decisions(last)
     if as_json:
         click.echo(json.dumps({"fleet": fleet, "decisions": records}))
         return

@@ -109,10 +109,20 @@ def test_a_wrong_password_is_one_line_and_a_usage_exit_that_never_shows_the_pass
     assert "wrong-secret" not in result.stderr + result.stdout
 
 
-def test_an_unknown_fleet_is_one_line_and_a_usage_exit(redis_url: str) -> None:
-    assert_one_line(
-        run("status", "no-such-fleet", "--redis-url", redis_url), ExitCode.USAGE, "unknown fleet"
-    )
+@pytest.mark.parametrize(
+    "args",
+    [("status", "no-such-fleet"), ("explain", "no-such-fleet"),
+     ("dlq", "no-such-fleet", "list", "--json"), ("dlq", "no-such-fleet", "replay"),
+     ("dlq", "no-such-fleet", "purge", "--yes")],
+    ids=["status", "explain", "dlq list", "dlq replay", "dlq purge"],
+)  # fmt: skip
+def test_an_unknown_fleet_is_one_line_and_a_usage_exit(
+    redis_url: str, args: tuple[str, ...]
+) -> None:
+    # explain and dlq once answered a mistyped fleet with "0 dead letters" and exit 0.
+    result = run(*args, "--redis-url", redis_url)
+    assert_one_line(result, ExitCode.USAGE, "unknown fleet", "no-such-fleet")
+    assert result.stdout == ""
 
 
 def test_a_policy_set_that_creates_a_fleet_warns_of_a_likely_typo(
