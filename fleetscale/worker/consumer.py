@@ -26,7 +26,7 @@ from fleetscale.backoff import Backoff
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.codec import Job, MalformedJob, decode_job, encode_job, peek_identity
 from fleetscale.config import WorkerSettings
-from fleetscale.errors import FleetscaleError
+from fleetscale.errors import FleetscaleError, SubmitError
 from fleetscale.jobstream import (
     DeadLetter,
     Delivery,
@@ -345,7 +345,15 @@ class Consumer:
         base = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
         delay_s = base * (0.5 + 0.5 * self.rng.random())
         again = Job(job.job_id, job.task, job.args, job.kwargs, prior_attempts=attempt)
-        payload = encode_job(again, max_bytes=2**62)
+        try:
+            payload = encode_job(again, max_bytes=2**62)
+        except SubmitError as exc:
+            # Only a hand-made entry fails here (a keyword name that is not a str): it
+            # would fail again. Escaping, the error was taken for a Redis failure, and
+            # the job ran again and again without ever being settled.
+            reason = f"{failure.reason} (not retried: {exc})"
+            self._dead(delivery, reason, failure.traceback, attempt, job)
+            return
         self._unsettled.retries.append((delivery.entry_id, int(delay_s * 1000), payload))
         self.stats.retried += 1
         log.info("job %s attempt %d failed (%s); retry in %.1fs", job.job_id, attempt,

@@ -12,10 +12,11 @@ from fleetscale.app import App
 from fleetscale.config import RedisSettings, WorkerSettings
 from fleetscale.deadletters import DeadLetters
 from fleetscale.jobstream import DeadLetter, JobStream, Settlement
-from fleetscale.keys import GROUP, FleetKeys
+from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client
 from tests.support.inproc import run_burst
+from tests.support.payloads import raw_job
 
 
 def test_a_settle_of_more_entries_than_lua_can_unpack_acks_them_all(
@@ -135,3 +136,21 @@ def test_a_builtin_task_given_arguments_of_the_wrong_type_fails_that_job(
     assert (consumer.stats.done, consumer.stats.dead, ran) == (1, 1, [1])
     (letter,) = DeadLetters(client, keys, redis_settings.url).list()
     assert letter.reason.startswith("TypeError"), letter.reason
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_job_that_cannot_be_encoded_for_its_retry_is_dead_lettered(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    # A hand-made entry with a bytes keyword name fails the builtin's call; the retry
+    # refused to encode it, and that error was taken for a Redis failure: the worker
+    # ran the job again and again, never settling it.
+    app = App(fleet)
+    app.task(name="pause")(time.sleep)
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    client.xadd(keys.jobs, {JOB_FIELD: raw_job(id="b1", task="pause", kwargs={b"x": 1})})
+    consumer = run_burst(app, redis_settings)
+    assert (consumer.stats.failed, consumer.stats.dead) == (1, 1)
+    (letter,) = DeadLetters(client, keys, redis_settings.url).list()
+    assert "not retried" in letter.reason, letter.reason
+    assert client.xpending(keys.jobs, GROUP)["pending"] == 0
