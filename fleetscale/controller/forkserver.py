@@ -33,23 +33,29 @@ ZYGOTE_START_TIMEOUT_S = 60.0
 
 
 class ForkedWorker:
-    """A worker forked by the zygote: not our child, so its exit comes as a report."""
+    """A worker forked by the zygote: not our child, so its exit comes as a report.
 
-    def __init__(self, pid: int, server: ForkServer) -> None:
+    Attributes:
+        pid: the process id.
+        zygote: the generation of the zygote that forked it (see `ForkServer`).
+        identity: its start time as the system records it (None where unknown), so a
+            later process given the same pid is never taken for it.
+    """
+
+    def __init__(self, pid: int, server: ForkServer, zygote: int, identity: str | None) -> None:
         self.pid = pid
         self.server = server
+        self.zygote = zygote
+        self.identity = identity
+        self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        """The exit code once the zygote reported the exit (-1 when the zygote is gone
+        """The exit code once its zygote reported the exit (-1 when that zygote is gone
         and so is the worker), else None."""
-        self.server.pump()
-        if (
-            self.pid not in self.server.exits
-            and self.server.control is None
-            and not _exists(self.pid)
-        ):
-            self.server.exits[self.pid] = -1
-        return self.server.exits.get(self.pid)
+        if self.returncode is None:
+            self.server.pump()
+            self.returncode = self.server.exit_of(self)
+        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit; raises subprocess.TimeoutExpired after `timeout` s."""
@@ -68,13 +74,19 @@ class ForkedWorker:
 
 
 class ForkServer:
-    """A launcher that forks workers from one preloaded zygote (one thread only)."""
+    """A launcher that forks workers from one preloaded zygote (one thread only).
+
+    Each zygote started is a new generation. Its exit reports are kept per generation
+    and pid until the worker's handle takes them; the workers of a zygote that is gone
+    are looked up in the system, by pid and start time.
+    """
 
     def __init__(self, start_zygote: StartZygote) -> None:
         self.start_zygote = start_zygote
         self.zygote: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
-        self.exits: dict[int, int] = {}
+        self.generation = 0
+        self.exits: dict[tuple[int, int], int] = {}
 
     def __call__(self, *, warm: bool, status_fd: int) -> WorkerProcess:
         control = self._ready_zygote()
@@ -84,12 +96,23 @@ class ForkServer:
         except OSError as exc:
             self.close()
             raise SpawnError(f"the fork server failed: {exc}") from None
-        return ForkedWorker(pid, self)
+        return ForkedWorker(pid, self, self.generation, _start_time(pid))
+
+    def exit_of(self, worker: ForkedWorker) -> int | None:
+        """`worker`'s exit code if it has exited (taken: reported once), else None."""
+        code = self.exits.pop((worker.zygote, worker.pid), None)
+        if code is not None:
+            return code
+        zygote_gone = self.control is None or worker.zygote != self.generation
+        if zygote_gone and not _same_process(worker.pid, worker.identity):
+            return -1
+        return None
 
     def _ready_zygote(self) -> socket.socket:
         if self.zygote is not None and self.zygote.poll() is None and self.control is not None:
             return self.control
         self.close()
+        self.generation += 1
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
         try:
@@ -115,7 +138,11 @@ class ForkServer:
             if not words:
                 raise OSError("the fork server closed its socket")
             if words[0] == "pid":
-                return int(words[1])
+                pid = int(words[1])
+                # An earlier worker had this pid: its exit was reported before the
+                # zygote could fork again under the same pid.
+                self.exits.pop((self.generation, pid), None)
+                return pid
             self._record(words)
 
     def pump(self) -> None:
@@ -138,7 +165,7 @@ class ForkServer:
 
     def _record(self, words: list[str]) -> None:
         if words[0] == "exit":
-            self.exits[int(words[1])] = int(words[2])
+            self.exits[self.generation, int(words[1])] = int(words[2])
 
     def _zygote_gone(self) -> None:
         """Without the zygote no exit is reported: `ForkedWorker.poll` asks the system."""
@@ -188,6 +215,38 @@ def _exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of `pid` from /proc (Linux), or
+    None when there is no such process or no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), fields[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of `pid` (its identity with the pid), None where unknown."""
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def _same_process(pid: int, identity: str | None) -> bool:
+    """Whether the process started as `pid` at `identity` still runs. A zombie has
+    exited: if it is ours (a worker orphaned to this process), it is reaped here."""
+    if identity is None:
+        return _exists(pid)
+    stat = _stat(pid)
+    if stat is None or stat[1] != identity:
+        return False
+    if stat[0] == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
     return True
 
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from fleetscale.controller.forkserver import ForkServer
 from fleetscale.controller.supervisor import Phase, SpawnError, Supervisor, SupervisorSettings
+from fleetscale.worker.lifeline import PARENT_PID_ENV, STATUS_FD_ENV
+from fleetscale.worker.zygote import CONTROL_FD_ENV
 from tests.support.launcher import FakeLauncher
 from tests.support.procs import wait_until
+
+STANDIN_ZYGOTE = Path(__file__).parents[1] / "support" / "standin_zygote.py"
 
 
 @pytest.fixture
@@ -130,3 +136,57 @@ def test_a_fork_server_that_dies_before_it_is_ready_says_with_what_code() -> Non
 
     with pytest.raises(SpawnError, match=r"exited with code 2 \(bad --worker-args\?\)"):
         ForkServer(start_zygote)(warm=False, status_fd=0)
+
+
+def standin_zygote(*args: str) -> Callable[[int, int], subprocess.Popen[bytes]]:
+    """Starts tests/support/standin_zygote.py with `args` as a fork server's zygote."""
+
+    def start(status_fd: int, control_fd: int) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            STATUS_FD_ENV: str(status_fd),
+            CONTROL_FD_ENV: str(control_fd),
+            PARENT_PID_ENV: str(os.getpid()),
+        }
+        argv = [sys.executable, str(STANDIN_ZYGOTE), *args]
+        return subprocess.Popen(argv, env=env, pass_fds=(status_fd, control_fd))
+
+    return start
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_worker_whose_pid_an_earlier_worker_had_is_not_taken_for_exited() -> None:
+    # The zygote reaps its children and reports `exit PID CODE`; on a busy host the
+    # system hands that pid to a later fork. The old report must not make the new
+    # worker look gone (it would be dropped while it runs, and its start counted failed).
+    server = ForkServer(standin_zygote("reuse", "4242"))
+    first = server(warm=False, status_fd=os.open(os.devnull, os.O_WRONLY))
+    assert first.wait(timeout=10) == 0
+    second = server(warm=False, status_fd=os.open(os.devnull, os.O_WRONLY))
+    try:
+        assert second.pid == first.pid
+        assert second.poll() is None, "the new worker with the reused pid still runs"
+    finally:
+        server.close()
+
+
+@pytest.mark.timeout(60)
+def test_workers_of_a_fork_server_that_died_are_seen_to_exit_after_a_new_one_starts() -> None:
+    # The zygote dies (say the OOM killer): its workers get SIGTERM and drain. A start
+    # while they drain brings up a new zygote, which never reports their exits.
+    server = ForkServer(standin_zygote("serve", "1.0"))
+    sup = Supervisor(server, SupervisorSettings(warm=0, stop_grace_s=5.0))
+    try:
+        settle(sup, target=2, ready=2, warm=0)
+        old = list(sup.workers)
+        assert server.zygote is not None
+        server.zygote.kill()
+        server.zygote.wait()
+        sup.ensure(3)  # one more while the old two still drain: a new zygote
+        assert server.zygote is not None and server.zygote.poll() is None
+        wait_until(lambda: sup.ensure(3) or not any(h in sup.workers for h in old),
+                   timeout_s=20, what="the dead zygote's workers to be seen gone")  # fmt: skip
+        settle(sup, target=3, ready=3, warm=0)
+    finally:
+        sup.stop_all(grace_s=5.0)
+        server.close()
