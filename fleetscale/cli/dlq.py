@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -107,6 +108,22 @@ def dlq_purge(fleet: str, *, redis_url: str | None, yes: bool) -> None:
     Example:
       fleetscale dlq media purge --yes
     """
+    letters = _letters(fleet, redis_url)  # an unknown fleet is refused before asking
     if not yes:
-        click.confirm(f"Delete every dead letter of fleet {fleet!r}?", abort=True)
-    click.echo(f"purged {_letters(fleet, redis_url).purge()} dead letters")
+        _confirm(f"Delete every dead letter of fleet {fleet!r}?")
+    click.echo(f"purged {letters.purge()} dead letters")
+
+
+def _confirm(question: str) -> None:
+    """Ask `question`; a "no" aborts. Without a terminal to answer on (stdin at its end:
+    a cron job, a script) the way out is `--yes`: say so, as a usage error."""
+    try:
+        confirmed = click.confirm(question)
+    except click.Abort:
+        if sys.stdin.isatty():  # Ctrl-C at the question
+            raise
+        raise click.UsageError(
+            "no answer to the question (stdin is not a terminal): add --yes"
+        ) from None
+    if not confirmed:
+        raise click.Abort

@@ -21,6 +21,8 @@ from fleetscale.config import RedisSettings
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.errors import RedisCommandError
 from fleetscale.exitcode import ExitCode
+from fleetscale.keys import FleetKeys
+from fleetscale.store import Client
 from tests.support.procs import REPO, Processes, wait_until
 
 
@@ -43,12 +45,13 @@ def test_every_command_help_has_an_example(path: tuple[str, ...]) -> None:
     assert "Example" in result.output, f"`fleetscale {' '.join(path)} --help` shows no example"
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"} | (env or {})
     argv = [sys.executable, "-m", "fleetscale", *args]
-    return subprocess.run(
-        argv, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run(argv, cwd=REPO, env=full_env, input=stdin, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: ExitCode, *words: str) -> None:
@@ -250,3 +253,18 @@ def test_an_empty_redis_url_is_one_line_and_a_usage_exit_not_the_default(
     # `--redis-url "$UNSET_VARIABLE"` once fell back to the environment or the default URL.
     result = run(*args, "--redis-url", "", env={"FLEETSCALE_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert_one_line(result, ExitCode.USAGE, "--redis-url", "empty")
+
+
+def test_dlq_purge_without_yes_and_without_a_terminal_is_one_line_naming_yes(
+    fleet: str, redis_url: str, client: Client
+) -> None:
+    # It once printed its question, then "fleetscale: aborted" with exit 1 (in a cron job).
+    dlq = FleetKeys(fleet).dlq
+    client.xadd(dlq, {b"reason": b"failed"})
+    result = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="")
+    assert_one_line(result, ExitCode.USAGE, "--yes", "not a terminal")
+    assert client.xlen(dlq) == 1, "nothing is purged"
+    declined = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="n\n")
+    assert declined.returncode == ExitCode.FAILURE and "aborted" in declined.stderr
+    confirmed = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="y\n")
+    assert confirmed.returncode == ExitCode.OK and "purged 1 dead letters" in confirmed.stdout
