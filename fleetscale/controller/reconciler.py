@@ -310,10 +310,22 @@ class Reconciler:
 
     def converge(self) -> None:
         """Move this host's workers toward its quota; hold without a fresh plan. Start
-        nothing once another controller has taken this host id."""
+        nothing once another controller has taken this host id.
+
+        When the plan cannot be read (Redis away) the host holds its size, and the
+        supervisor still replaces exits and kills workers that outlast their stop grace.
+        """
         if self.displaced is not None:
             return
-        self.plan = self.plans.read()
+        try:
+            self.plan = self.plans.read()
+        except FleetscaleError:
+            self.plan = None
+            self._ensure_quota()
+            raise
+        self._ensure_quota()
+
+    def _ensure_quota(self) -> None:
         counts = self.supervisor.counts()
         target = self._target(counts.running)
         busy = self._busy_pids() if target < counts.running else set()

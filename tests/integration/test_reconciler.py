@@ -224,3 +224,39 @@ def test_a_leader_cut_off_from_redis_stops_exporting_itself_as_leader_once_its_l
     assert not rec.lease.leading
     assert sample(recorder, "fleetscale_controller_leader") == 0
     assert math.isnan(sample(recorder, "fleetscale_recommended_workers"))
+
+
+@pytest.mark.timeout(60)
+def test_with_redis_unreachable_a_worker_that_ignores_sigterm_is_still_killed_after_the_grace(
+    private_redis: EmbeddedRedis,
+) -> None:
+    keys = FleetKeys("unreachable")
+    client = connect(RedisSettings(url=private_redis.url, retries=0, socket_timeout_s=0.5))
+    policy, _ = seed_policy(PolicyStore(client, keys, private_redis.url), Policy(min=1))
+    sup = Supervisor(FakeLauncher(mode="stubborn"), SupervisorSettings(warm=0, stop_grace_s=0.5))
+    rec = Reconciler(
+        client=client, keys=keys, url=private_redis.url,
+        settings=ControllerSettings(host_id="h1", capacity=4), supervisor=sup,
+        leadership=Leadership(client, keys, private_redis.url, lease_id("h1"), ttl_s=5),
+        policy=policy,
+    )  # fmt: skip
+    try:
+        rec.lead()
+        rec.heartbeat()
+        rec.decide()
+        wait_until(lambda: rec.converge() or sup.counts().ready == 1, timeout_s=20,
+                   what="the plan's one worker")  # fmt: skip
+        (worker,) = sup.workers
+        sup.ensure(0)  # a scale-down under way: the worker was sent SIGTERM, ignores it
+        private_redis.kill()
+
+        def killed() -> bool:
+            with pytest.raises(FleetscaleError):
+                rec.converge()
+            return worker.process.poll() is not None
+
+        wait_until(killed, timeout_s=15, what="the stubborn worker to be killed")
+        assert worker.process.poll() == -9
+        assert rec.quota is None, "no plan could be read: the host holds"
+    finally:
+        sup.stop_all(grace_s=1.0)
