@@ -18,6 +18,8 @@ from fleetscale.jobstream import DeadLetter, JobStream, Settlement
 from fleetscale.keys import GROUP, JOB_FIELD, FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client, connect
+from fleetscale.worker.housekeeper import PROMOTE_BATCH
+from fleetscale.worker.process import build_worker
 from tests.support.inproc import run_burst, worker_thread
 from tests.support.payloads import nested, raw_job
 from tests.support.procs import wait_until
@@ -443,3 +445,18 @@ def test_at_maxmemory_without_a_group_a_worker_says_why_it_cannot_start(
     fill_to_maxmemory(Producer("full", url), client)
     with pytest.raises(RedisCommandError, match="refuses to create the consumer group"):
         run_burst(app, RedisSettings(url))
+
+
+def test_one_promote_tick_moves_more_due_jobs_than_one_batch(
+    fleet: str, client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    app = App(fleet)
+    producer = Producer(fleet, redis_settings.url)
+    due = PROMOTE_BATCH * 2 + 100
+    for n in range(due):
+        producer.submit("later", (n,), delay_s=0.05)
+    wait_until(lambda: client.zcount(keys.delayed, "-inf", int(time.time() * 1000)) == due)
+    parts = build_worker(app, redis_settings, WorkerSettings())
+    parts.housekeeper.promote()
+    assert client.xlen(keys.jobs) == due, "every due job in one tick, not one batch of them"
+    assert client.zcard(keys.delayed) == 0
