@@ -4,8 +4,9 @@
 imported, connected and registered, so they take jobs within milliseconds), then starts
 cold workers, and keeps `warm` spares in reserve, within the host's capacity. It stops
 starting workers first, then idle ones, with SIGTERM (a drain), and SIGKILL after the
-grace. Workers that die are replaced; a worker that cannot start (say an import error)
-puts further starts on an exponential backoff, so a broken app causes no fork storm.
+grace. Workers that die are replaced; a worker that cannot start (say an import error),
+or that exits on its own soon after it came up, puts further starts on an exponential
+backoff, so a broken app causes no fork storm.
 Workers report over a status pipe and die with the controller (see
 `fleetscale.worker.lifeline`).
 
@@ -121,12 +122,16 @@ class SupervisorSettings:
         stop_grace_s: how long a draining worker may take before SIGKILL, seconds.
         backoff_base_s: pause after the first failed start, doubling per failure.
         backoff_cap_s: the longest pause between starts while they keep failing.
+        stable_s: a worker that exits on its own sooner than this after it came up
+            (warm or ready) counts as a failed start; one that stays up this long ends
+            the backoff, seconds.
     """
 
     warm: int = 1
     stop_grace_s: float = 30.0
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
+    stable_s: float = 10.0
 
 
 @dataclass
@@ -139,6 +144,8 @@ class WorkerHandle:
     spare: bool
     started_s: float
     stop_sent_s: float | None = None
+    up_s: float | None = None
+    stable: bool = False
     error: str | None = None
     pending: bytes = b""
 
@@ -196,16 +203,24 @@ class Supervisor:
         return [h for h in self.workers if not h.spare and h.phase is not Phase.STOPPING]
 
     def reap(self) -> None:
-        """Read status lines, and forget (and account for) workers that exited."""
+        """Read status lines, forget (and account for) workers that exited, and end the
+        backoff once a worker has stayed up `stable_s`."""
         for handle in list(self.workers):
             self._read_status(handle)
             code = handle.process.poll()
             if code is None:
+                if not handle.stable and self._up_for_s(handle) >= self.settings.stable_s:
+                    handle.stable = True
+                    self.failures.count = 0
                 continue
             self._read_status(handle)
             os.close(handle.status_fd)
             self.workers.remove(handle)
             self._account_exit(handle, code)
+
+    def _up_for_s(self, handle: WorkerHandle) -> float:
+        """Seconds since `handle` came up (warm or ready); 0 while it is starting."""
+        return 0.0 if handle.up_s is None else self.monotonic() - handle.up_s
 
     def _read_status(self, handle: WorkerHandle) -> None:
         while True:
@@ -239,7 +254,7 @@ class Supervisor:
 
     def _started(self, handle: WorkerHandle, at_s: float) -> None:
         """`handle` became warm or ready at monotonic `at_s` (the worker's report)."""
-        self.failures.count = 0
+        handle.up_s = at_s
         self.startups_s.append(max(0.0, at_s - handle.started_s))
         del self.startups_s[:-STARTUP_HISTORY]
 
@@ -252,6 +267,8 @@ class Supervisor:
             return
         if handle.phase is Phase.STARTING:
             self._start_failed(handle.error or f"worker exited with code {code} while starting")
+        elif (up_s := self._up_for_s(handle)) < self.settings.stable_s:
+            self._start_failed(f"worker exited with code {code} {up_s:.1f}s after it came up")
         else:
             log.warning(
                 "worker %d exited unexpectedly with code %d; replacing it", handle.pid, code

@@ -42,6 +42,14 @@ def settle(sup: Supervisor, target: int, ready: int, warm: int) -> None:
     wait_until(converged, timeout_s=20, what=f"{ready} ready and {warm} warm")
 
 
+def keep_asking(sup: Supervisor, target: int, for_s: float) -> None:
+    """A busy reconcile loop, as fast as it goes: ask for `target` workers for `for_s`."""
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        sup.ensure(target)
+        time.sleep(0.02)
+
+
 def test_it_starts_the_workers_asked_for_plus_a_warm_spare(supervisor: Supervisor) -> None:
     settle(supervisor, target=3, ready=3, warm=1)
     phases = sorted(h.phase.value for h in supervisor.workers)
@@ -96,10 +104,7 @@ def test_a_worker_that_cannot_start_puts_starts_on_an_exponential_backoff() -> N
     launcher = FakeLauncher(mode="fail")
     sup = Supervisor(launcher, SupervisorSettings(warm=0, backoff_base_s=0.5, backoff_cap_s=60))
     try:
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:  # a busy reconcile loop, as fast as it goes
-            sup.ensure(4)
-            time.sleep(0.02)
+        keep_asking(sup, target=4, for_s=3.0)
         # 3 s of asking for 4 workers: starts at 0, 0.5, 1.5 (and maybe 3.5 s), not 150.
         assert 2 <= launcher.launched <= 4, launcher.launched
         assert (
@@ -190,3 +195,18 @@ def test_workers_of_a_fork_server_that_died_are_seen_to_exit_after_a_new_one_sta
     finally:
         sup.stop_all(grace_s=5.0)
         server.close()
+
+
+def test_a_worker_that_exits_soon_after_it_is_ready_puts_starts_on_a_backoff() -> None:
+    # A worker that comes up and exits at once, again and again (a `--burst` worker on an
+    # empty stream, a crash in its first turn), must not be restarted on every pass.
+    launcher = FakeLauncher(mode="crash")  # exits 0.2 s after it reports ready
+    sup = Supervisor(launcher, SupervisorSettings(warm=0, backoff_base_s=0.5, backoff_cap_s=60))
+    try:
+        keep_asking(sup, target=2, for_s=4.0)
+        # Starts at 0 (two), then after 1 s (two), then after 4 s more: not one per crash.
+        assert launcher.launched <= 6, launcher.launched
+        assert sup.failures.total >= 1
+        assert "exited with code 1" in (sup.failures.last_error or "")
+    finally:
+        sup.stop_all(grace_s=1.0)
