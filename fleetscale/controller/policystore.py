@@ -52,12 +52,19 @@ class VersionedPolicy:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> VersionedPolicy:
-        """Parse the stored form; raises ConfigurationError if a known key's value is bad."""
-        body = json.loads(text)
-        stored: dict[str, Any] = body["policy"]
+        """Parse the stored form; raises ConfigurationError if it is malformed or a
+        known key's value is bad."""
+        try:
+            body = json.loads(text)
+            stored: dict[str, Any] = dict(body["policy"])
+            version = int(body["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"the stored policy is not a JSON {{version, policy}} object: {exc}"
+            ) from None
         known = {k: str(v) for k, v in stored.items() if is_policy_key(k)}
         unknown = {k: v for k, v in stored.items() if not is_policy_key(k)}
-        return cls(Policy.from_settings(known), int(body["version"]), unknown)
+        return cls(Policy.from_settings(known), version, unknown)
 
 
 class PolicyStore:

@@ -26,7 +26,7 @@ from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
 from fleetscale.duties import Duties
-from fleetscale.errors import FleetscaleError
+from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.fleetview import read_fleet_view
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
@@ -113,6 +113,7 @@ class Reconciler:
         self._trim = script(client, "trim")
         self._cleanup = script(client, "cleanup")
         self.displaced: MemberTaken | None = None
+        self._refused_policy: str | None = None
         self.duties = Duties(
             monotonic(),
             {
@@ -301,7 +302,17 @@ class Reconciler:
                      decision.reason.value)  # fmt: skip
 
     def _reload_policy(self) -> None:
-        stored = self.policies.read()
+        """Swap in a new stored policy. One this version cannot read or finds invalid
+        is refused (logged once) and the policy in force stays."""
+        try:
+            stored = self.policies.read()
+        except ConfigurationError as exc:
+            if str(exc) != self._refused_policy:
+                log.error("the stored policy is refused, version %d stays in force: %s",
+                          self.policy.version, exc)  # fmt: skip
+                self._refused_policy = str(exc)
+            return
+        self._refused_policy = None
         if stored is not None and stored.version != self.policy.version:
             log.info("policy version %d loaded", stored.version)
             if stored.unknown:

@@ -260,3 +260,32 @@ def test_with_redis_unreachable_a_worker_that_ignores_sigterm_is_still_killed_af
         assert rec.quota is None, "no plan could be read: the host holds"
     finally:
         sup.stop_all(grace_s=1.0)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        json.dumps({"version": 4, "policy": {"min": "lots", "max": 8}}),  # a bad value
+        json.dumps({"version": 4, "policy": {"min": 5, "max": 3}}),  # min > max
+        '{"version": 4, "policy": ',  # cut off
+    ],
+)
+def test_a_bad_stored_policy_is_refused_and_the_leader_goes_on_under_the_last_good_one(
+    stored: str, fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    rec = reconciler(client, keys, redis_settings.url)
+    try:
+        PolicyStore(client, keys, redis_settings.url).update({"min": "2"})
+        rec.lead()
+        rec.heartbeat()
+        rec.decide()
+        assert rec.policy.version == 2
+        client.set(keys.policy, stored)  # say, written by a newer version or by hand
+        client.delete(keys.plan)
+        rec.decide()
+        plan = rec.plans.read()
+        assert plan is not None, "the leader went on deciding"
+        assert (plan.policy_version, plan.desired) == (2, 2), "under the last good policy"
+    finally:
+        rec.supervisor.stop_all()
