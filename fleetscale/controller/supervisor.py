@@ -310,7 +310,8 @@ class Supervisor:
             self._shrink(active, len(active) - target, busy_pids)
         spares = self.settings.warm
         if capacity is not None:  # a stopping worker still holds its place
-            spares = min(spares, capacity - max(target, len(active)))
+            held = sum(not h.spare or h.phase is Phase.STOPPING for h in self.workers)
+            spares = min(spares, capacity - max(target, held))
         self._keep_spares(spares)
         self._escalate_stops()
 

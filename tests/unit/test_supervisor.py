@@ -210,3 +210,19 @@ def test_a_worker_that_exits_soon_after_it_is_ready_puts_starts_on_a_backoff() -
         assert "exited with code 1" in (sup.failures.last_error or "")
     finally:
         sup.stop_all(grace_s=1.0)
+
+
+def test_no_spare_is_started_in_the_place_a_draining_worker_still_holds() -> None:
+    # --capacity counts every worker process of the host, spares included; a worker
+    # told to stop holds its place until it has drained.
+    sup = Supervisor(FakeLauncher(mode="stubborn"), SupervisorSettings(warm=1, stop_grace_s=30))
+    try:
+        wait_until(lambda: sup.ensure(2, capacity=2) or sup.counts().ready == 2, timeout_s=20,
+                   what="2 ready, no room for a spare")  # fmt: skip
+        for _ in range(5):  # the scale-down and the ticks after it, while one drains
+            sup.ensure(1, capacity=2)
+            time.sleep(0.1)
+        assert any(h.phase is Phase.STOPPING for h in sup.workers), "one still drains"
+        assert len(sup.workers) <= 2, [(h.phase, h.spare) for h in sup.workers]
+    finally:
+        sup.stop_all(grace_s=1.0)
