@@ -172,6 +172,11 @@ class RedisSettings:
             f"bad Redis URL {shown!r}: a character in the password ends the host part; "
             + _ENCODE_HINT,
         )
+        _require(
+            parts.scheme == "unix" or re.fullmatch(r"/?\d*", parts.path) is not None,
+            f"bad Redis URL {shown!r}: after the host comes /DB, a database number "
+            f"(e.g. /0), not {parts.path!r}",
+        )
         _check_url_options(parts.scheme, parts.query, shown)
         _require(self.socket_timeout_s > 0, "socket_timeout_s must be > 0")
         _require(self.connect_timeout_s > 0, "connect_timeout_s must be > 0")

@@ -108,6 +108,19 @@ def test_tls_options_need_tls_and_a_name_redis_py_knows(url: str, message: str) 
         RedisSettings(url=url).validate()
 
 
+@pytest.mark.parametrize("path", ["/abc", "/1/2", "/-1", "/ 3", "/0/"])
+def test_a_database_part_that_is_not_a_number_is_refused_not_read_as_another(path: str) -> None:
+    # redis-py ignores a /DB it cannot parse (database 0) and strips inner slashes
+    # (/1/2 is database 12).
+    with pytest.raises(ConfigurationError, match="after the host comes /DB"):
+        RedisSettings(url=f"redis://db:6379{path}").validate()
+
+
+@pytest.mark.parametrize("path", ["", "/", "/0", "/15"])
+def test_a_url_with_or_without_a_database_number_is_accepted(path: str) -> None:
+    assert RedisSettings(url=f"redis://db:6379{path}").validate()
+
+
 def test_url_options_that_change_no_guarantee_are_kept() -> None:
     url = "rediss://db:6380/0?db=2&client_name=w&max_connections=8&ssl_cert_reqs=required"
     assert RedisSettings(url=url).validate().url == url
