@@ -1,7 +1,7 @@
 """A controller process: build the reconciler, install the signals, run until stopped.
 
-The first SIGTERM (or Ctrl-C) stops the loop: local workers drain, the lease is handed
-over, the host unregisters. A second exits at once; the workers then drain on their
+The first SIGTERM (or Ctrl-C) stops the loop: the lease is handed over, local workers
+drain, the host unregisters. A second exits at once; the workers then drain on their
 own (they die with their controller).
 """
 

@@ -166,10 +166,11 @@ class Reconciler:
         self.duties.run_due(now)
 
     def shutdown(self) -> None:
-        """Stop local workers, hand over the lease, unregister the host (unless another
-        controller owns the host id now: its registration stays)."""
-        self.supervisor.stop_all()
+        """Hand over the lease (at once: the drain may outlast it), stop local workers,
+        unregister the host (unless another controller owns the host id now: its
+        registration stays)."""
         self.duties.run("resign", self.leadership.resign)
+        self.supervisor.stop_all()
         if self.displaced is None:
             self.duties.run("unregister", self._unregister)
 

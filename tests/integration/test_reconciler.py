@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import pytest
 
@@ -27,7 +28,12 @@ from tests.support.procs import wait_until
 
 
 def reconciler(
-    client: Client, keys: FleetKeys, url: str, consumer_idle_s: float = 600.0
+    client: Client,
+    keys: FleetKeys,
+    url: str,
+    consumer_idle_s: float = 600.0,
+    supervisor: Supervisor | None = None,
+    lease_ttl_s: float = 5,
 ) -> Reconciler:
     """A reconciler whose workers are stand-ins (no Redis of their own)."""
     store = PolicyStore(client, keys, url)
@@ -37,8 +43,9 @@ def reconciler(
         keys=keys,
         url=url,
         settings=ControllerSettings(host_id="h1", capacity=8, consumer_idle_s=consumer_idle_s),
-        supervisor=Supervisor(FakeLauncher(), SupervisorSettings(warm=0, stop_grace_s=2)),
-        leadership=Leadership(client, keys, url, lease_id("h1"), ttl_s=5),
+        supervisor=supervisor
+        or Supervisor(FakeLauncher(), SupervisorSettings(warm=0, stop_grace_s=2)),
+        leadership=Leadership(client, keys, url, lease_id("h1"), ttl_s=lease_ttl_s),
         policy=policy,
     )
 
@@ -289,3 +296,29 @@ def test_a_bad_stored_policy_is_refused_and_the_leader_goes_on_under_the_last_go
         assert (plan.policy_version, plan.desired) == (2, 2), "under the last good policy"
     finally:
         rec.supervisor.stop_all()
+
+
+@pytest.mark.timeout(60)
+def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_drained(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    JobStream(client, keys, redis_settings.url).ensure_group()
+    sup = Supervisor(FakeLauncher(mode="stubborn"), SupervisorSettings(warm=0, stop_grace_s=30))
+    rec = reconciler(client, keys, redis_settings.url, supervisor=sup, lease_ttl_s=60)
+    PolicyStore(client, keys, redis_settings.url).update({"min": "1"})
+    rec.lead()
+    rec.heartbeat()
+    rec.decide()
+    wait_until(lambda: rec.converge() or sup.counts().ready == 1, timeout_s=20,
+               what="the plan's one worker")  # fmt: skip
+    (worker,) = sup.workers
+    shutdown = threading.Thread(target=rec.shutdown)
+    shutdown.start()
+    try:
+        # The worker drains for up to its 30 s grace; the lease would last 60 s.
+        wait_until(lambda: client.get(keys.leader) is None, timeout_s=10,
+                   what="the lead to be handed over")  # fmt: skip
+        assert worker.process.poll() is None, "before the worker has drained"
+    finally:
+        worker.process.kill()
+        shutdown.join()
