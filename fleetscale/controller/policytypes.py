@@ -15,6 +15,7 @@ from typing import Any
 
 from fleetscale.config import parse_duration
 from fleetscale.errors import ConfigurationError
+from fleetscale.histogram import MAX_VALUE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,11 @@ class Policy:
                 f"{name}={value!r} must be a finite number",
             )
         _require(self.target_p99_s > 0, f"target_p99_s={self.target_p99_s} must be > 0, e.g. 500ms")
+        _require(
+            self.target_p99_s <= MAX_VALUE_S,
+            f"target_p99_s={self.target_p99_s:g} must be at most {MAX_VALUE_S:g} s (10m): "
+            "waits are measured up to 10 minutes, so a longer target could never be missed",
+        )
         _require(
             0 <= self.min <= self.max,
             f"min={self.min} max={self.max}: need 0 ≤ min ≤ max, e.g. min=0 max=32",

@@ -619,6 +619,8 @@ class BadSetting:
 
 BAD = [
     BadSetting("zero target", {"target_p99": "0"}, "target_p99_s"),
+    # Waits are measured up to 600 s: a longer target could never be seen missed.
+    BadSetting("a target beyond the measured waits", {"target_p99": "601s"}, "at most 600 s"),
     BadSetting("min above max", {"min": "9", "max": "3"}, "min=9"),
     BadSetting("tolerance of one", {"tolerance": "1"}, "tolerance"),
     BadSetting("utilisation over one", {"target_utilisation": "1.5"}, "target_utilisation"),
