@@ -13,7 +13,7 @@ from fleetscale.controller.leader import Leadership, lease_id
 from fleetscale.controller.policy import Policy
 from fleetscale.controller.policystore import PolicyStore
 from fleetscale.controller.reconciler import ControllerSettings, Reconciler, seed_policy
-from fleetscale.controller.supervisor import Supervisor, SupervisorSettings
+from fleetscale.controller.supervisor import Supervisor, SupervisorSettings, WorkerHandle
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.errors import FleetscaleError
 from fleetscale.jobstream import JobStream
@@ -31,6 +31,7 @@ def reconciler(
     client: Client,
     keys: FleetKeys,
     url: str,
+    *,
     consumer_idle_s: float = 600.0,
     supervisor: Supervisor | None = None,
     lease_ttl_s: float = 5,
@@ -64,6 +65,17 @@ def fake_workers(client: Client, keys: FleetKeys, url: str, count: int) -> None:
             delta.wait.record(0.01 * (1 + i % 7), 10)
             windows[w] = delta
         flusher._send(1, windows)
+
+
+def lead_and_run_one_worker(rec: Reconciler) -> WorkerHandle:
+    """Lead, decide (under a policy with min=1) and converge to the plan's one worker."""
+    rec.lead()
+    rec.heartbeat()
+    rec.decide()
+    wait_until(lambda: rec.converge() or rec.supervisor.counts().ready == 1, timeout_s=20,
+               what="the plan's one worker")  # fmt: skip
+    (worker,) = rec.supervisor.workers
+    return worker
 
 
 def commands_per_tick(client: Client, rec: Reconciler) -> int:
@@ -248,12 +260,7 @@ def test_with_redis_unreachable_a_worker_that_ignores_sigterm_is_still_killed_af
         policy=policy,
     )  # fmt: skip
     try:
-        rec.lead()
-        rec.heartbeat()
-        rec.decide()
-        wait_until(lambda: rec.converge() or sup.counts().ready == 1, timeout_s=20,
-                   what="the plan's one worker")  # fmt: skip
-        (worker,) = sup.workers
+        worker = lead_and_run_one_worker(rec)
         sup.ensure(0)  # a scale-down under way: the worker was sent SIGTERM, ignores it
         private_redis.kill()
 
@@ -306,12 +313,7 @@ def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_dr
     sup = Supervisor(FakeLauncher(mode="stubborn"), SupervisorSettings(warm=0, stop_grace_s=30))
     rec = reconciler(client, keys, redis_settings.url, supervisor=sup, lease_ttl_s=60)
     PolicyStore(client, keys, redis_settings.url).update({"min": "1"})
-    rec.lead()
-    rec.heartbeat()
-    rec.decide()
-    wait_until(lambda: rec.converge() or sup.counts().ready == 1, timeout_s=20,
-               what="the plan's one worker")  # fmt: skip
-    (worker,) = sup.workers
+    worker = lead_and_run_one_worker(rec)
     shutdown = threading.Thread(target=rec.shutdown)
     shutdown.start()
     try:
