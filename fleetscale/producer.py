@@ -283,10 +283,28 @@ class Producer:
         self.close()
 
 
+def strict_json(text: str) -> Any:
+    """Parse standard JSON: Python's parser also takes `NaN`, `Infinity` and numbers too
+    large for a float (as inf), which no other JSON reader would send.
+
+    Raises:
+        json.JSONDecodeError: not standard JSON, with the reason.
+    """
+
+    def refuse(token: str, why: str = "is not a JSON number") -> float:
+        raise json.JSONDecodeError(f"{token} {why}", text, 0)
+
+    def finite(token: str) -> float:
+        value = float(token)
+        return value if math.isfinite(value) else refuse(token, "is too large for a float")
+
+    return json.loads(text, parse_constant=refuse, parse_float=finite)
+
+
 def parse_job_line(line: str, number: int) -> JobSpec:
     """Parse one JSON-lines job `{"task": …, "args": [...], "kwargs": {...}}`."""
     try:
-        body = json.loads(line)
+        body = strict_json(line)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"line {number}: not JSON ({exc.msg})") from None
     if not isinstance(body, dict) or not isinstance(body.get("task"), str):

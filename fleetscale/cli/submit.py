@@ -22,7 +22,7 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.errors import FleetscaleError
-from fleetscale.producer import JobSpec, Producer, parse_job_line
+from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 
 CHUNK = 1000
 
@@ -31,7 +31,7 @@ def _json_arg(value: str | None, name: str, kind: type) -> Any:
     if value is None:
         return kind()
     try:
-        parsed = json.loads(value)
+        parsed = strict_json(value)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON ({exc.msg})", param_hint=name) from None
     if not isinstance(parsed, kind):

@@ -268,3 +268,26 @@ def test_dlq_purge_without_yes_and_without_a_terminal_is_one_line_naming_yes(
     assert declined.returncode == ExitCode.FAILURE and "aborted" in declined.stderr
     confirmed = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="y\n")
     assert confirmed.returncode == ExitCode.OK and "purged 1 dead letters" in confirmed.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [("--args", "[NaN]", "NaN is not a JSON number"),
+     ("--kwargs", '{"a": -Infinity}', "-Infinity is not a JSON number"),
+     ("--args", "[1e999]", "1e999 is too large for a float")],
+)  # fmt: skip
+def test_json_that_only_python_reads_is_one_line_and_a_usage_exit_before_connecting(
+    flag: str, value: str, says: str
+) -> None:
+    # Python's parser reads these (as nan and inf); the task would have been handed them.
+    result = run("submit", "media", "resize", flag, value, "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, flag, says)
+
+
+def test_a_jobs_file_line_with_json_only_python_reads_is_refused_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"task": "resize", "args": [1]}\n{"task": "resize", "args": [NaN]}\n')
+    result = run("submit", "media", "--file", str(jobs), "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, "line 2", "NaN is not a JSON number")
