@@ -15,6 +15,7 @@ import math
 import os
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import replace
 from typing import Any, TypeAlias
@@ -42,20 +43,38 @@ _MAX_JOB_ID_CHARS = 256
 
 
 class JobIds:
-    """Fresh job ids: a random 64-bit prefix per producer, then a counter.
+    """Fresh job ids: a random 64-bit prefix per producer and process, then a counter.
 
     Unique across producers (the prefixes would have to collide) and cheaper than a
     uuid4 per job, which reads the OS's random source each time. Thread-safe: the
-    counter's `next` is atomic.
+    counter's `next` is atomic. A forked child draws a new prefix: it inherits the
+    parent's prefix and counter, and would otherwise hand out the ids the parent
+    hands out next.
     """
 
     def __init__(self) -> None:
+        self.renew()
+        _JOB_IDS_IN_PROCESS.add(self)
+
+    def renew(self) -> None:
+        """Draw a new prefix and restart the counter."""
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count()
 
     def next(self) -> str:
         """A new id: 16 hex characters, '-', a hex counter."""
         return f"{self._prefix}-{next(self._counter):x}"
+
+
+_JOB_IDS_IN_PROCESS: weakref.WeakSet[JobIds] = weakref.WeakSet()
+
+
+def _renew_job_ids_after_fork() -> None:
+    for job_ids in list(_JOB_IDS_IN_PROCESS):
+        job_ids.renew()
+
+
+os.register_at_fork(after_in_child=_renew_job_ids_after_fork)
 
 
 def _check_job_id(job_id: str) -> str:

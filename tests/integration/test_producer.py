@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -295,3 +296,26 @@ def test_a_connection_broken_before_the_reply_resends_once_and_only_a_job_id_ded
     assert proxy.cuts == 1, "the proxy never cut the submission"
     jobs = stream_jobs(client, keys)
     assert [job.job_id for job in jobs] == [returned] * copies
+
+
+def test_a_producer_used_in_a_forked_child_hands_out_ids_the_parent_does_not(
+    producer: Producer, client: Client, keys: FleetKeys
+) -> None:
+    """The child inherits the id prefix and counter; it must not repeat the parent's ids."""
+    producer.submit("noop")  # connected and counting before the fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: submit, report the ids, leave without pytest's clean-up
+        try:
+            ids = [producer.submit("noop", ("child",)) for _ in range(3)]
+            os.write(write_end, " ".join(ids).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_ids = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent_ids = [producer.submit("noop", ("parent",)) for _ in range(3)]
+    assert len(child_ids) == 3, "the child submitted nothing"
+    assert not set(child_ids) & set(parent_ids), "parent and child gave two jobs one id"
+    assert len({job.job_id for job in stream_jobs(client, keys)}) == 7
