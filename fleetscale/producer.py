@@ -202,8 +202,10 @@ class Producer:
         )
         return job.job_id
 
-    def _run_submit(self, payload: bytes, job_id: str | None, delay_ms: int) -> int | None:
-        """Run the submit script; None when admitted, else the backlog that refused it."""
+    def _call_submit_script(
+        self, payload: bytes, job_id: str | None, delay_ms: int
+    ) -> tuple[int, Any]:
+        """Run submit.lua; return its `(status, value)` (see the script's header)."""
         keys = [self.keys.jobs, self.keys.delayed]
         if job_id is not None:
             keys.append(self.keys.job_id(job_id))
@@ -216,13 +218,18 @@ class Producer:
         ]
         with redis_errors(self.redis_settings.url):
             status, value = self._submit_script(keys=keys, args=args)
-        if int(status) == REUSED_ID:
+        return int(status), value
+
+    def _run_submit(self, payload: bytes, job_id: str | None, delay_ms: int) -> int | None:
+        """Run the submit script; None when admitted, else the backlog that refused it."""
+        status, value = self._call_submit_script(payload, job_id, delay_ms)
+        if status == REUSED_ID:
             raise SubmitError(
                 f"job id {job_id!r} is already in use by a different job (within "
                 f"dedup_ttl_s={self.settings.dedup_ttl_s:g}s); give this job its own id, or "
                 "resubmit exactly the same task and arguments to retry the first"
             )
-        return int(value) if int(status) < 0 else None
+        return int(value) if status < 0 else None
 
     def submit_many(
         self, jobs: Iterable[JobSpec], *, timeout_s: float | None = None, chunk: int = 1000
@@ -288,8 +295,11 @@ class Producer:
             pause = min(pause * 2, 0.25)
 
     def backlog(self) -> int:
-        """Jobs in the stream not yet acknowledged: the group's lag plus pending."""
-        return self.stream.backlog()
+        """Jobs queued or running: the group's lag plus its pending entries, measured as
+        `submit` measures it against `max_backlog` (an upper bound when Redis knows no
+        lag, after an entry the group had not read was deleted)."""
+        _, backlog = self._call_submit_script(b"", None, 0)
+        return int(backlog)
 
     def close(self) -> None:
         """Release the connections."""

@@ -8,19 +8,39 @@
 -- Returns {1, ref} when added, {0, ref} when the same job was already submitted,
 -- {-2, ref} when the id is known with a different job, {-1, backlog} when the backlog
 -- is at or above the limit. ref = entry id or "delayed".
+-- An empty ARGV[1] (no job) only measures: returns {2, backlog}, writing nothing.
+
+-- The backlog: jobs queued or running, the group's lag plus its pending entries.
+-- Without the group nothing was read: the whole stream. Redis reports no lag after an
+-- XDEL of an entry the group has not read yet; then the smaller of two upper bounds:
+-- the entries added but not read by the group (counting the deleted ones) plus those
+-- pending, and the stream length, which already counts the pending entries (adding
+-- them to it again made 3 jobs look like 11) and the acknowledged ones not yet trimmed.
+local function fields(reply)
+  local f = {}
+  for i = 1, #reply, 2 do f[reply[i]] = reply[i + 1] end
+  return f
+end
+
 local function backlog()
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+  local length = redis.call('XLEN', KEYS[1])
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local f = {}
-    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    local f = fields(g)
     if f['name'] == ARGV[5] then
-      local lag = f['lag']
-      if not lag then lag = redis.call('XLEN', KEYS[1]) end
-      return lag + f['pending']
+      if f['lag'] then return f['lag'] + f['pending'] end
+      -- pcall: an ACL role without XINFO STREAM gets the stream length.
+      local stream = redis.pcall('XINFO', 'STREAM', KEYS[1])
+      if f['entries-read'] and not stream.err then
+        local unread = fields(stream)['entries-added'] - f['entries-read']
+        return math.min(length, unread + f['pending'])
+      end
     end
   end
-  return redis.call('XLEN', KEYS[1])
+  return length
 end
+
+if ARGV[1] == '' then return {2, backlog()} end
 
 local digest = redis.sha1hex(ARGV[1])
 if #KEYS == 3 then

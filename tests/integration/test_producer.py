@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,9 +24,10 @@ from fleetscale.errors import (
     SubmitError,
 )
 from fleetscale.jobstream import JobStream
-from fleetscale.keys import FleetKeys
+from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.producer import JobSpec, Producer
 from fleetscale.store import Client
+from tests.faults.security import acl_with_passwords, role_url
 from tests.support.inproc import worker_thread
 from tests.support.procs import wait_until
 from tests.support.replycut import reply_cut
@@ -319,3 +321,46 @@ def test_a_producer_used_in_a_forked_child_hands_out_ids_the_parent_does_not(
     assert len(child_ids) == 3, "the child submitted nothing"
     assert not set(child_ids) & set(parent_ids), "parent and child gave two jobs one id"
     assert len({job.job_id for job in stream_jobs(client, keys)}) == 7
+
+
+def leave_three_jobs_with_the_lag_unknown(client: Client, keys: FleetKeys) -> None:
+    """Ten jobs; a worker reads eight and acknowledges six; the tenth, unread, is
+    deleted. Redis then reports no lag for the group (REDIS-FACTS), while one job is
+    queued and two are running: a backlog of 3, in a stream of 9 entries."""
+    entry_ids = [client.xadd(keys.jobs, {"j": b"x"}) for _ in range(10)]
+    client.xgroup_create(keys.jobs, GROUP, id="0")
+    ((_, read),) = client.xreadgroup(GROUP, "w1", {keys.jobs: ">"}, count=8)
+    client.xack(keys.jobs, GROUP, *[entry_id for entry_id, _ in read[:6]])
+    client.xdel(keys.jobs, entry_ids[-1])
+    assert client.xinfo_groups(keys.jobs)[0]["lag"] is None
+
+
+def test_with_the_group_lag_unknown_the_backlog_is_not_counted_twice(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    """The fallback added the pending entries to the stream length, which holds them
+    already, and counted acknowledged entries too: 3 jobs were taken for 11."""
+    leave_three_jobs_with_the_lag_unknown(client, keys)
+    producer = Producer(fleet, redis_settings.url, max_backlog=10)
+    assert producer.backlog() in (3, 4), "the deleted entry may count, nothing else"
+    producer.submit("noop")
+    producer.submit("noop", job_id="after-xdel")
+    producer.submit_many([("noop", (), {})])
+
+
+def test_the_documented_producer_acl_can_submit_when_the_lag_is_unknown(
+    tmp_path: Path, fleet: str
+) -> None:
+    """The producer role may not run XINFO STREAM: it gets the stream length instead."""
+    acl_file, passwords = acl_with_passwords(tmp_path / "acl")
+    server = EmbeddedRedis(tmp_path / "redis", extra_args=("--aclfile", str(acl_file))).start()
+    try:
+        admin = Producer(fleet, server.url).client
+        leave_three_jobs_with_the_lag_unknown(admin, FleetKeys(fleet))
+        url = role_url("producer", passwords["producer"], server.port)
+        producer = Producer(fleet, url, max_backlog=20)
+        assert producer.backlog() == admin.xlen(producer.keys.jobs) == 9
+        producer.submit("noop", job_id="as-the-producer-role")
+        producer.submit_many([("noop", (), {})])
+    finally:
+        server.kill()
