@@ -98,6 +98,16 @@ def _delay_ms(delay_s: float) -> int:
     return round(delay_ms)
 
 
+def _wait_s(timeout_s: float | None) -> float:
+    """`timeout_s` as the seconds to wait for room (0 for None). Refuses a negative or
+    NaN one: NaN made the deadline NaN, which never passes, so submit waited for ever."""
+    if timeout_s is None:
+        return 0.0
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s >= 0:
+        raise SubmitError(f"bad timeout_s={timeout_s!r}: use a number of seconds ≥ 0, or None")
+    return float(timeout_s)
+
+
 def _note_submitted(exc: FleetscaleError, submitted: list[str], total: str) -> None:
     """Record on `exc`, raised part-way through `submit_many`, the jobs already in."""
     exc.submitted = submitted
@@ -177,7 +187,8 @@ class Producer:
                 came back may add the job twice.
             delay_s: run no earlier than this many seconds from now (Redis time); a
                 finite number ≥ 0.
-            timeout_s: with `max_backlog`, wait up to this long for room, seconds.
+            timeout_s: with `max_backlog`, wait up to this long for room, seconds
+                (≥ 0; None or 0: not at all; inf: as long as it takes).
 
         Raises:
             Overloaded: the backlog is at or above `max_backlog` (after `timeout_s`).
@@ -186,6 +197,7 @@ class Producer:
                 RedisUnavailable and others: Redis trouble.
         """
         delay_ms = _delay_ms(delay_s)
+        wait_s = _wait_s(timeout_s)
         job = Job(
             job_id=_check_job_id(job_id) if job_id is not None else self._ids.next(),
             task=_check_task_name(task),
@@ -196,10 +208,7 @@ class Producer:
         if job_id is None and delay_ms == 0 and self.settings.max_backlog is None:
             self.stream.add([payload])
             return job.job_id
-        deadline = time.monotonic() + (timeout_s or 0.0)
-        self._until_admitted(
-            lambda: self._run_submit(payload, job_id, delay_ms), deadline, timeout_s
-        )
+        self._until_admitted(lambda: self._run_submit(payload, job_id, delay_ms), wait_s)
         return job.job_id
 
     def _call_submit_script(
@@ -251,26 +260,26 @@ class Producer:
         added = 0
         batch: list[bytes] = []
         try:
+            wait_s = _wait_s(timeout_s)
             for spec in jobs:
                 task, args, kwargs = spec
                 job = Job(self._ids.next(), _check_task_name(task), tuple(args), dict(kwargs))
                 batch.append(encode_job(job, self.settings.max_payload_bytes))
                 ids.append(job.job_id)
                 if len(batch) >= chunk:
-                    self._add_chunk(batch, timeout_s)
+                    self._add_chunk(batch, wait_s)
                     added, batch = len(ids), []
             if batch:
-                self._add_chunk(batch, timeout_s)
+                self._add_chunk(batch, wait_s)
         except FleetscaleError as exc:
             total = str(len(jobs)) if isinstance(jobs, Sized) else f"at least {len(ids)}"
             _note_submitted(exc, ids[:added], total)
             raise
         return ids
 
-    def _add_chunk(self, payloads: list[bytes], timeout_s: float | None) -> None:
+    def _add_chunk(self, payloads: list[bytes], wait_s: float) -> None:
         if self.settings.max_backlog is not None:
-            deadline = time.monotonic() + (timeout_s or 0.0)
-            self._until_admitted(self._backlog_if_full, deadline, timeout_s)
+            self._until_admitted(self._backlog_if_full, wait_s)
         self.stream.add(payloads)
 
     def _backlog_if_full(self) -> int | None:
@@ -278,10 +287,9 @@ class Producer:
         limit = self.settings.max_backlog
         return backlog if limit is not None and backlog >= limit else None
 
-    def _until_admitted(
-        self, attempt: Callable[[], int | None], deadline: float, timeout_s: float | None
-    ) -> None:
-        """Call `attempt` until it admits (returns None) or the deadline passes."""
+    def _until_admitted(self, attempt: Callable[[], int | None], wait_s: float) -> None:
+        """Call `attempt` until it admits (returns None) or `wait_s` seconds passed."""
+        deadline = time.monotonic() + wait_s
         pause = 0.01
         while True:
             refused_backlog = attempt()

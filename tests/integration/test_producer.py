@@ -364,3 +364,18 @@ def test_the_documented_producer_acl_can_submit_when_the_lag_is_unknown(
         producer.submit_many([("noop", (), {})])
     finally:
         server.kill()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("timeout_s", [float("nan"), -1.0, "2"])
+def test_a_nan_or_negative_timeout_is_refused_naming_it_instead_of_waiting_for_ever(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys, timeout_s: float
+) -> None:
+    producer = Producer(fleet, redis_settings.url, max_backlog=1)
+    producer.submit("noop")
+    with pytest.raises(SubmitError, match=re.escape(f"bad timeout_s={timeout_s!r}")):
+        producer.submit("noop", timeout_s=timeout_s)
+    with pytest.raises(SubmitError, match=re.escape(f"bad timeout_s={timeout_s!r}")) as caught:
+        producer.submit_many([("noop", (), {})], timeout_s=timeout_s)
+    assert caught.value.submitted == []
+    assert client.xlen(keys.jobs) == 1
