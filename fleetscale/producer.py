@@ -89,6 +89,35 @@ def _check_task_name(task: str) -> str:
     return task
 
 
+def _new_job(job_id: str, task: str, args: Any, kwargs: Any) -> Job:
+    """The job a caller describes, refusing `args` that is not a sequence or is a string
+    (a one-argument tuple without its comma, `args=("img-1")`, became five arguments,
+    one a character) and `kwargs` that is neither a mapping nor None."""
+    _check_task_name(task)
+    if isinstance(args, str | bytes | bytearray) or not isinstance(args, Sequence):
+        raise SubmitError(
+            f"args of task {task!r} must be a list or tuple, not {type(args).__name__} "
+            f"{args!r:.60}; for one argument write a 1-tuple, with its comma: (x,)"
+        )
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise SubmitError(
+            f"kwargs of task {task!r} must be a dict of keyword arguments, not "
+            f"{type(kwargs).__name__} {kwargs!r:.60}"
+        )
+    return Job(job_id, task, tuple(args), dict(kwargs or {}))
+
+
+def _unpack_spec(spec: Any, index: int) -> JobSpec:
+    """`(task, args, kwargs)` of `submit_many`'s job number `index` (from 0)."""
+    if not isinstance(spec, tuple | list) or len(spec) != 3:
+        raise SubmitError(
+            f"job {index} of submit_many is {spec!r:.60}; give each job as a "
+            "(task, args, kwargs) tuple"
+        )
+    task, args, kwargs = spec
+    return task, args, kwargs
+
+
 def _delay_ms(delay_s: float) -> int:
     """`delay_s` seconds as whole milliseconds. Refuses a negative, NaN (it fails both
     comparisons) or infinite delay, and one so large its milliseconds are infinite."""
@@ -198,11 +227,8 @@ class Producer:
         """
         delay_ms = _delay_ms(delay_s)
         wait_s = _wait_s(timeout_s)
-        job = Job(
-            job_id=_check_job_id(job_id) if job_id is not None else self._ids.next(),
-            task=_check_task_name(task),
-            args=tuple(args),
-            kwargs=dict(kwargs or {}),
+        job = _new_job(
+            _check_job_id(job_id) if job_id is not None else self._ids.next(), task, args, kwargs
         )
         payload = encode_job(job, self.settings.max_payload_bytes)
         if job_id is None and delay_ms == 0 and self.settings.max_backlog is None:
@@ -262,8 +288,7 @@ class Producer:
         try:
             wait_s = _wait_s(timeout_s)
             for spec in jobs:
-                task, args, kwargs = spec
-                job = Job(self._ids.next(), _check_task_name(task), tuple(args), dict(kwargs))
+                job = _new_job(self._ids.next(), *_unpack_spec(spec, len(ids)))
                 batch.append(encode_job(job, self.settings.max_payload_bytes))
                 ids.append(job.job_id)
                 if len(batch) >= chunk:

@@ -379,3 +379,34 @@ def test_a_nan_or_negative_timeout_is_refused_naming_it_instead_of_waiting_for_e
         producer.submit_many([("noop", (), {})], timeout_s=timeout_s)
     assert caught.value.submitted == []
     assert client.xlen(keys.jobs) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "refusal"),
+    [
+        ("img-1", None, "args of task 'resize' must be a list or tuple, not str 'img-1'"),
+        (b"img-1", None, "must be a list or tuple, not bytes"),
+        (640, None, "must be a list or tuple, not int 640"),
+        ((), "width", "kwargs of task 'resize' must be a dict of keyword arguments, not str"),
+        ((), [("width", 640)], "must be a dict of keyword arguments, not list"),
+    ],
+)
+def test_args_that_are_a_string_or_no_sequence_and_kwargs_no_mapping_are_refused(
+    producer: Producer, args: object, kwargs: object, refusal: str
+) -> None:
+    """`args=("img-1")` (the 1-tuple's comma forgotten) ran the task with five one-letter
+    arguments; the others escaped as TypeError or ValueError, not FleetscaleError."""
+    with pytest.raises(SubmitError, match=re.escape(refusal)):
+        producer.submit("resize", args, kwargs)
+    with pytest.raises(SubmitError, match=re.escape(refusal)) as caught:
+        producer.submit_many([("resize", ("ok",), {}), ("resize", args, kwargs or {})])
+    assert caught.value.submitted == []
+    assert producer.client.exists(producer.keys.jobs) == 0
+
+
+@pytest.mark.parametrize("spec", [("noop",), ("noop", (), {}, 1), "noop", None])
+def test_a_submit_many_job_that_is_not_a_task_args_kwargs_triple_is_refused(
+    producer: Producer, spec: object
+) -> None:
+    with pytest.raises(SubmitError, match=r"job 1 of submit_many is .*\(task, args, kwargs\)"):
+        producer.submit_many([("noop", (), {}), spec])
