@@ -25,6 +25,7 @@ from redis.typing import EncodableT
 from fleetscale.codec import Job, encode_job
 from fleetscale.config import (
     DEFAULT_DEDUP_TTL_S,
+    DEFAULT_REDIS_URL,
     MIB,
     ProducerSettings,
     RedisSettings,
@@ -158,7 +159,8 @@ class Producer:
             dead-letter larger jobs unread unless started with `--max-payload-bytes`
             at least as large.
         dedup_ttl_s: how long an explicit `job_id` is remembered, seconds.
-        redis: connection settings; `redis_url`, when given, replaces their URL.
+        redis: connection settings; `redis_url`, when given, replaces their URL, and
+            `FLEETSCALE_REDIS_URL` replaces it when it is the default one.
 
     A Producer may be shared by threads. It connects lazily: construction does no I/O.
     """
@@ -178,8 +180,10 @@ class Producer:
             max_backlog=max_backlog, max_payload_bytes=max_payload_bytes, dedup_ttl_s=dedup_ttl_s
         ).validate()
         # URL precedence: the argument, then the given settings' own, then the
-        # environment, then the default.
-        url = resolve_redis_url(redis_url or (redis.url if redis else None), os.environ)
+        # environment, then the default. Settings made without a URL carry the default
+        # one, which must not hide the environment's.
+        given = redis.url if redis is not None and redis.url != DEFAULT_REDIS_URL else None
+        url = resolve_redis_url(redis_url or given, os.environ)
         self.redis_settings = replace(redis or RedisSettings(), url=url).validate()
         # Never resend a submission whose reply timed out: it may be in Redis already.
         self.client = connect(self.redis_settings, retry_timeouts=False)

@@ -410,3 +410,19 @@ def test_a_submit_many_job_that_is_not_a_task_args_kwargs_triple_is_refused(
 ) -> None:
     with pytest.raises(SubmitError, match=r"job 1 of submit_many is .*\(task, args, kwargs\)"):
         producer.submit_many([("noop", (), {}), spec])
+
+
+def test_settings_without_a_url_leave_the_url_to_the_environment(
+    fleet: str, redis_settings: RedisSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Precedence is argument > FLEETSCALE_REDIS_URL > default: settings given only for
+    their timeouts carry the default URL, which took the place of the environment's."""
+    monkeypatch.setenv("FLEETSCALE_REDIS_URL", redis_settings.url)
+    producer = Producer(fleet, redis=RedisSettings(socket_timeout_s=5.0))
+    assert producer.redis_settings.url == redis_settings.url
+    assert producer.redis_settings.socket_timeout_s == 5.0
+    explicit = RedisSettings(url="redis://127.0.0.1:1/0")
+    assert Producer(fleet, redis=explicit).redis_settings.url == explicit.url
+    assert Producer(fleet, "redis://127.0.0.1:2/0", redis=explicit).redis_settings.url == (
+        "redis://127.0.0.1:2/0"
+    )
