@@ -41,6 +41,8 @@ RETRY_AFTER_S = 0.25
 REUSED_ID = -2
 """submit.lua's status for a job id already in use by a different job."""
 _MAX_JOB_ID_CHARS = 256
+_LONGEST_EXPIRY_S = 10**15
+"""The longest job-id key TTL, seconds: Redis refuses expiries past about 9.2e15 s."""
 
 
 class JobIds:
@@ -136,6 +138,14 @@ def _wait_s(timeout_s: float | None) -> float:
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s >= 0:
         raise SubmitError(f"bad timeout_s={timeout_s!r}: use a number of seconds ≥ 0, or None")
     return float(timeout_s)
+
+
+def _job_id_ttl_s(dedup_ttl_s: float, delay_ms: int) -> int:
+    """Whole seconds a job-id key lives: `dedup_ttl_s` past the job's due time, at most
+    `_LONGEST_EXPIRY_S`. Redis refuses a longer expiry, and submit.lua sets it after
+    adding the job: the job went in, the submit raised, and each retry under the same
+    `job_id` added it again."""
+    return math.ceil(min(dedup_ttl_s + delay_ms / 1000, _LONGEST_EXPIRY_S))
 
 
 def _note_submitted(exc: FleetscaleError, submitted: list[str], total: str) -> None:
@@ -251,7 +261,7 @@ class Producer:
         args: list[EncodableT] = [
             payload,
             delay_ms,
-            int(self.settings.dedup_ttl_s),
+            _job_id_ttl_s(self.settings.dedup_ttl_s, delay_ms),
             self.settings.max_backlog or 0,
             GROUP,
         ]

@@ -1,6 +1,6 @@
 -- Submit one job, atomically checking backpressure and an explicit job id.
 -- KEYS[1] jobs stream, KEYS[2] delayed zset, KEYS[3] (optional) job-id key
--- ARGV[1] msgpack job, ARGV[2] delay ms (0 = now), ARGV[3] dedup TTL s,
+-- ARGV[1] msgpack job, ARGV[2] delay ms (0 = now), ARGV[3] job-id key TTL s,
 -- ARGV[4] max backlog (0 = no limit), ARGV[5] consumer group name
 -- The job-id key holds "<ref> <sha1 of the job>": resubmitting the same job is a no-op
 -- (a retry), while a different job under a known id is refused rather than silently
@@ -66,7 +66,6 @@ else
   ref = redis.call('XADD', KEYS[1], '*', 'j', ARGV[1])
 end
 if #KEYS == 3 then
-  redis.call('SET', KEYS[3], ref .. ' ' .. digest, 'EX',
-    math.ceil(tonumber(ARGV[3]) + delay / 1000))
+  redis.call('SET', KEYS[3], ref .. ' ' .. digest, 'EX', ARGV[3])
 end
 return {1, ref}

@@ -426,3 +426,19 @@ def test_settings_without_a_url_leave_the_url_to_the_environment(
     assert Producer(fleet, "redis://127.0.0.1:2/0", redis=explicit).redis_settings.url == (
         "redis://127.0.0.1:2/0"
     )
+
+
+@pytest.mark.parametrize(
+    ("dedup_ttl_s", "delay_s"), [(float("inf"), 0.0), (1e17, 0.0), (86_400.0, 1e16)]
+)
+def test_a_job_id_remembered_longer_than_redis_can_expire_goes_in_once(
+    fleet: str, redis_settings: RedisSettings, client: Client, dedup_ttl_s: float, delay_s: float
+) -> None:
+    """The id key's TTL is capped: Redis refused it after the job was added, so the
+    submit raised (or inf raised OverflowError) and every retry added the job again."""
+    producer = Producer(fleet, redis_settings.url, dedup_ttl_s=dedup_ttl_s)
+    for _ in range(2):  # a caller retrying under the same job_id
+        assert producer.submit("noop", job_id="far-future", delay_s=delay_s) == "far-future"
+    keys = producer.keys
+    assert client.xlen(keys.jobs) + client.zcard(keys.delayed) == 1
+    assert client.ttl(keys.job_id("far-future")) > 86_400
