@@ -169,10 +169,17 @@ class Reconciler:
         """Hand over the lease (at once: the drain may outlast it), stop local workers,
         unregister the host (unless another controller owns the host id now: its
         registration stays)."""
-        self.duties.run("resign", self.leadership.resign)
+        self.duties.run("resign", self._resign)
         self.supervisor.stop_all()
         if self.displaced is None:
             self.duties.run("unregister", self._unregister)
+
+    def _resign(self) -> None:
+        # Exported first: it no longer leads even if the resign cannot reach Redis (the
+        # lease then runs out), and its drain may take the whole stop grace.
+        self.recorder.leader(False)
+        self.recorder.fleet_unknown()
+        self.leadership.resign()
 
     def _unregister(self) -> None:
         self.hosts.remove(self.settings.host_id)

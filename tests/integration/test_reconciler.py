@@ -35,6 +35,7 @@ def reconciler(
     consumer_idle_s: float = 600.0,
     supervisor: Supervisor | None = None,
     lease_ttl_s: float = 5,
+    recorder: PrometheusRecorder | None = None,
 ) -> Reconciler:
     """A reconciler whose workers are stand-ins (no Redis of their own)."""
     store = PolicyStore(client, keys, url)
@@ -48,6 +49,7 @@ def reconciler(
         or Supervisor(FakeLauncher(), SupervisorSettings(warm=0, stop_grace_s=2)),
         leadership=Leadership(client, keys, url, lease_id("h1"), ttl_s=lease_ttl_s),
         policy=policy,
+        recorder=recorder,
     )
 
 
@@ -311,9 +313,13 @@ def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_dr
 ) -> None:
     JobStream(client, keys, redis_settings.url).ensure_group()
     sup = Supervisor(FakeLauncher(mode="stubborn"), SupervisorSettings(warm=0, stop_grace_s=30))
-    rec = reconciler(client, keys, redis_settings.url, supervisor=sup, lease_ttl_s=60)
+    recorder = PrometheusRecorder("h1")
+    rec = reconciler(
+        client, keys, redis_settings.url, supervisor=sup, lease_ttl_s=60, recorder=recorder
+    )
     PolicyStore(client, keys, redis_settings.url).update({"min": "1"})
     worker = lead_and_run_one_worker(rec)
+    assert sample(recorder, "fleetscale_controller_leader") == 1
     shutdown = threading.Thread(target=rec.shutdown)
     shutdown.start()
     try:
@@ -321,6 +327,9 @@ def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_dr
         wait_until(lambda: client.get(keys.leader) is None, timeout_s=10,
                    what="the lead to be handed over")  # fmt: skip
         assert worker.process.poll() is None, "before the worker has drained"
+        # Nor does it go on exporting itself as the leader while it drains.
+        assert sample(recorder, "fleetscale_controller_leader") == 0
+        assert math.isnan(sample(recorder, "fleetscale_recommended_workers"))
     finally:
         worker.process.kill()
         shutdown.join()
