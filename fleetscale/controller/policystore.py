@@ -3,7 +3,8 @@
 Stored as one JSON string `{"version": n, "policy": {...}}`. `update` applies
 `KEY=VALUE` changes to the stored policy, validates the result and writes it with
 the next version only if nobody wrote in between (WATCH/MULTI); a bad value raises
-`ConfigurationError` and leaves the stored policy as it was. Controllers reload it
+`ConfigurationError` and leaves the stored policy as it was. The changes apply before
+the stored values are checked, so a stored value that is invalid can be set right. Controllers reload it
 every tick and swap their reference in one assignment.
 
 Keys this version does not know (written by a newer version during a rolling upgrade)
@@ -54,17 +55,28 @@ class VersionedPolicy:
     def from_json(cls, text: str | bytes) -> VersionedPolicy:
         """Parse the stored form; raises ConfigurationError if it is malformed or a
         known key's value is bad."""
-        try:
-            body = json.loads(text)
-            stored: dict[str, Any] = dict(body["policy"])
-            version = int(body["version"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(
-                f"the stored policy is not a JSON {{version, policy}} object: {exc}"
-            ) from None
-        known = {k: str(v) for k, v in stored.items() if is_policy_key(k)}
-        unknown = {k: v for k, v in stored.items() if not is_policy_key(k)}
+        version, stored = _parse_stored(text)
+        known, unknown = _split(stored)
         return cls(Policy.from_settings(known), version, unknown)
+
+
+def _parse_stored(text: str | bytes) -> tuple[int, dict[str, Any]]:
+    """The version and the `policy` object of the stored form (ConfigurationError if
+    it is not that)."""
+    try:
+        body = json.loads(text)
+        return int(body["version"]), dict(body["policy"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(
+            f"the stored policy is not a JSON {{version, policy}} object: {exc}"
+        ) from None
+
+
+def _split(stored: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The keys this version knows (values as strings, as `KEY=VALUE` gives them) and
+    the others."""
+    known = {k: str(v) for k, v in stored.items() if is_policy_key(k)}
+    return known, {k: v for k, v in stored.items() if not is_policy_key(k)}
 
 
 class PolicyStore:
@@ -106,14 +118,7 @@ class PolicyStore:
                     try:
                         pipe.watch(self.keys.policy)
                         raw = pipe.get(self.keys.policy)
-                        current = (
-                            VersionedPolicy.from_json(raw) if raw else VersionedPolicy(Policy(), 0)
-                        )
-                        updated = VersionedPolicy(
-                            current.policy.with_updates(**changes),
-                            current.version + 1,
-                            current.unknown,
-                        )
+                        updated = _updated(raw, changes, self.keys.policy)
                         pipe.multi()
                         pipe.set(self.keys.policy, updated.to_json())
                         pipe.execute()
@@ -121,3 +126,20 @@ class PolicyStore:
                     except redis.WatchError:
                         continue
         raise FleetscaleError("the policy kept changing under this update; try again")
+
+
+def _updated(raw: bytes | None, changes: Mapping[str, str], key: str) -> VersionedPolicy:
+    """The next version of the stored policy `raw` (None: the defaults, version 0) with
+    `changes`. They apply to the stored values before those are checked, so a stored
+    value that became invalid can be set right."""
+    if raw is None:
+        return VersionedPolicy(Policy().with_updates(**changes), 1)
+    try:
+        version, stored = _parse_stored(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc}; `policy set` cannot repair that: delete the key {key!r} (e.g. with "
+            "redis-cli DEL) and set the policy again"
+        ) from None
+    known, unknown = _split(stored)
+    return VersionedPolicy(Policy.from_settings({**known, **changes}), version + 1, unknown)

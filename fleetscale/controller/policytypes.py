@@ -206,13 +206,12 @@ class Policy:
         """Return a validated copy with fields replaced from strings.
 
         Keys are field names; `target_p99` is an alias of `target_p99_s`, and any
-        `_s` field may be given without its suffix. Durations accept `500ms`, `2s`, `1m`
+        `_s` field may be given without its suffix (of two keys for one field, the
+        later wins). Durations accept `500ms`, `2s`, `1m`
         or plain seconds. Raises ConfigurationError naming an unknown key or bad value.
         """
-        changes: dict[str, Any] = {}
-        for key, text in settings.items():
-            name = _field_name(key)
-            changes[name] = _parse_value(name, text)
+        texts = {_field_name(key): text for key, text in settings.items()}  # the last wins
+        changes: dict[str, Any] = {name: _parse_value(name, text) for name, text in texts.items()}
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self) -> dict[str, float | int]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from fleetscale.cli import main
 from fleetscale.config import RedisSettings
 from fleetscale.controller.policystore import PolicyStore
+from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client
 
@@ -43,3 +45,34 @@ def test_policy_show_lists_a_newer_versions_key_as_ignored(
     assert (body["version"], body["policy"]["max"], body["ignored"]) == (4, 9, {"future_knob": "x"})
     text = CliRunner().invoke(main, ["policy", fleet, "show", *url])
     assert "future_knob = x  (ignored: unknown to this version)" in text.output, text.output
+
+
+@pytest.mark.parametrize(
+    ("stored", "change"),
+    [({"min": 9, "max": 3}, {"max": "12"}),
+     ({"target_p99_s": "soon", "max": 9}, {"target_p99": "1s"})],
+    ids=["min above max", "an unreadable value, set under its alias"],
+)  # fmt: skip
+def test_policy_set_repairs_a_stored_value_that_is_invalid(
+    redis_settings: RedisSettings,
+    client: Client,
+    keys: FleetKeys,
+    stored: dict[str, object],
+    change: dict[str, str],
+) -> None:
+    client.set(keys.policy, json.dumps({"version": 7, "policy": stored}))
+    store = PolicyStore(client, keys, redis_settings.url)
+    with pytest.raises(ConfigurationError):
+        store.read()
+    updated = store.update(change)
+    assert updated.version == 8
+    assert store.read() == updated
+
+
+def test_policy_set_on_a_stored_policy_that_is_not_json_says_how_to_start_over(
+    redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    client.set(keys.policy, '{"version": 3, "policy": {"max": ')
+    with pytest.raises(ConfigurationError, match="DEL") as raised:
+        PolicyStore(client, keys, redis_settings.url).update({"max": "8"})
+    assert keys.policy in str(raised.value)
