@@ -161,23 +161,6 @@ class JobStream:
                 pipe.xadd(self.keys.jobs, {JOB_FIELD: payload})
             return list(pipe.execute())
 
-    def backlog(self) -> int:
-        """Entries not yet acknowledged: the group's lag plus its pending entries.
-
-        Falls back to the stream length when the group is absent or its lag is unknown
-        (Redis reports none after deletions).
-        """
-        with redis_errors(self.url):
-            if not self.client.exists(self.keys.jobs):
-                return 0
-            for group in self.client.xinfo_groups(self.keys.jobs):
-                if group["name"] == GROUP.encode():
-                    lag = group.get("lag")
-                    if lag is None:
-                        lag = self.client.xlen(self.keys.jobs)
-                    return int(lag) + int(group["pending"])
-            return int(self.client.xlen(self.keys.jobs))
-
     def fetch(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:
         """Read up to `count` new entries for `consumer`, blocking up to `block_ms`.
 
