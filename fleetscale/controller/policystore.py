@@ -4,8 +4,8 @@ Stored as one JSON string `{"version": n, "policy": {...}}`. `update` applies
 `KEY=VALUE` changes to the stored policy, validates the result and writes it with
 the next version only if nobody wrote in between (WATCH/MULTI); a bad value raises
 `ConfigurationError` and leaves the stored policy as it was. The changes apply before
-the stored values are checked, so a stored value that is invalid can be set right. Controllers reload it
-every tick and swap their reference in one assignment.
+the stored values are checked, so a stored value that is invalid can be set right.
+Controllers reload it every tick and swap their reference in one assignment.
 
 Keys this version does not know (written by a newer version during a rolling upgrade)
 are kept aside, ignored by this version's decisions and written back unchanged by its
