@@ -153,7 +153,8 @@ def run_controller(options: ControllerOptions, redis: RedisSettings) -> ExitCode
     install_stop_signals(stop)
     s = options.settings
     try:
-        reconciler.claim_host(2 * s.host_ttl_s + s.tick_s)
+        if not reconciler.claim_host(2 * s.host_ttl_s + s.tick_s, stop):
+            return ExitCode.OK  # stopped while waiting for this host id
     except FleetscaleError as exc:
         log.error("%s", exc)
         return ExitCode.REDIS_UNREACHABLE if isinstance(exc, RedisUnavailable) else ExitCode.USAGE

@@ -131,25 +131,32 @@ class Reconciler:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def claim_host(self, wait_s: float) -> None:
+    def claim_host(self, wait_s: float, stop: threading.Event | None = None) -> bool:
         """Register this host before the loop starts (workers start only after).
 
         A controller restarted after a crash finds its predecessor's registration still
-        live for up to `host_ttl_s`; it waits up to `wait_s` for it to lapse.
+        live for up to `host_ttl_s`; it waits up to `wait_s` for it to lapse, unless
+        `stop` is set meanwhile. Returns True once registered, False when stopped first
+        (nothing registered, nothing to undo).
 
         Raises:
             MemberTaken: another live controller keeps this host id.
         """
         deadline = self.monotonic() + wait_s
-        while True:
+        stop = stop or threading.Event()
+        warned = False
+        while not stop.is_set():
             try:
                 self.heartbeat()
-                return
+                return True
             except MemberTaken as exc:
                 if self.monotonic() >= deadline:
                     raise
-                log.warning("%s; waiting up to %.0fs for it to lapse", exc, wait_s)
-                time.sleep(self.settings.tick_s)
+                if not warned:
+                    log.warning("%s; waiting up to %.0fs for it to lapse", exc, wait_s)
+                    warned = True
+                stop.wait(self.settings.tick_s)
+        return False
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile until `stop` is set (or another controller takes this host id),

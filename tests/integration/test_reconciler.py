@@ -333,3 +333,19 @@ def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_dr
     finally:
         worker.process.kill()
         shutdown.join()
+
+
+def test_a_controller_stopped_while_it_waits_for_its_host_id_leaves_at_once_and_unregisters_nothing(
+    client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    first = reconciler(client, keys, redis_settings.url)
+    second = reconciler(client, keys, redis_settings.url)
+    first.claim_host(wait_s=0)
+    stop = threading.Event()
+    outcome: list[bool] = []
+    waiting = threading.Thread(target=lambda: outcome.append(second.claim_host(600, stop)))
+    waiting.start()
+    stop.set()
+    waiting.join(timeout=10)
+    assert outcome == [False], "stopped, not claimed and not still waiting"
+    assert client.hget(keys.host("h1"), "owner") == first.leadership.candidate.encode()
