@@ -169,12 +169,17 @@ def test_clean_up_never_deletes_a_consumer_with_pending_entries(
     assert names == {b"holder"}
 
 
+def one_host_id_twice(client: Client, keys: FleetKeys, url: str) -> tuple[Reconciler, Reconciler]:
+    """Two controllers for host id h1, the first of them registered."""
+    first, second = reconciler(client, keys, url), reconciler(client, keys, url)
+    first.claim_host(wait_s=0)
+    return first, second
+
+
 def test_a_second_controller_with_the_same_host_id_is_refused_and_the_first_keeps_it(
     client: Client, keys: FleetKeys, redis_settings: RedisSettings
 ) -> None:
-    first = reconciler(client, keys, redis_settings.url)
-    second = reconciler(client, keys, redis_settings.url)
-    first.claim_host(wait_s=0)
+    first, second = one_host_id_twice(client, keys, redis_settings.url)
     with pytest.raises(MemberTaken, match="'h1' is in use by another live controller"):
         second.claim_host(wait_s=0)
     second.reconcile_once(second.monotonic() + 60)
@@ -338,9 +343,7 @@ def test_a_leader_that_shuts_down_hands_over_the_lead_before_its_workers_have_dr
 def test_a_controller_stopped_while_it_waits_for_its_host_id_leaves_at_once_and_unregisters_nothing(
     client: Client, keys: FleetKeys, redis_settings: RedisSettings
 ) -> None:
-    first = reconciler(client, keys, redis_settings.url)
-    second = reconciler(client, keys, redis_settings.url)
-    first.claim_host(wait_s=0)
+    first, second = one_host_id_twice(client, keys, redis_settings.url)
     stop = threading.Event()
     outcome: list[bool] = []
     waiting = threading.Thread(target=lambda: outcome.append(second.claim_host(600, stop)))
