@@ -15,15 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-
-class MonotonicClock(Protocol):
-    """A source of monotonic seconds (the seam tests replace)."""
-
-    def __call__(self) -> float:
-        """Return monotonic seconds."""
-        ...
 
 
 @dataclass(slots=True)
@@ -100,7 +91,3 @@ class Schedule:
     def next_deadline(self) -> float:
         """The earliest next deadline, in the schedule's clock."""
         return min(self._next.values())
-
-    def postpone(self, name: str, now_s: float) -> None:
-        """Make duty `name` next due one full period after `now_s` (after an early run)."""
-        self._next[name] = now_s + self.periods_s[name]

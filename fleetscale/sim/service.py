@@ -50,10 +50,6 @@ class ServiceTime:
         mu = math.log(self.mean_s) - sigma * sigma / 2.0
         return lambda: rng.lognormvariate(mu, sigma)
 
-    def describe(self) -> str:
-        """A short label, e.g. `lognormal(mean=0.2s, cv=1)`."""
-        return f"{self.kind}(mean={self.mean_s:g}s, cv={self.cv:g})"
-
 
 def check_service(mean_s: float | None, cv: float | None) -> None:
     """Refuse a mean run time that is not finite and > 0, or a cv outside [0, 1000].

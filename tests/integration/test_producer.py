@@ -442,3 +442,20 @@ def test_a_job_id_remembered_longer_than_redis_can_expire_goes_in_once(
     keys = producer.keys
     assert client.xlen(keys.jobs) + client.zcard(keys.delayed) == 1
     assert client.ttl(keys.job_id("far-future")) > 86_400
+
+
+def test_a_task_submits_itself_and_with_job_options(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet, redis_url=redis_settings.url)
+
+    @app.task
+    def resize(image_id: str, width: int) -> None: ...
+
+    resize.submit("img-4", width=128)
+    assert resize.submit_with(("img-5",), {"width": 64}, job_id="img-5@64") == "img-5@64"
+    assert resize.submit_with(("img-5",), {"width": 64}, job_id="img-5@64") == "img-5@64"
+    resize.submit_with(("img-6", 32), delay_s=60)
+    queued = [(j.task, j.args, j.kwargs) for j in stream_jobs(client, keys)]
+    assert queued == [("resize", ["img-4"], {"width": 128}), ("resize", ["img-5"], {"width": 64})]
+    assert client.zcard(keys.delayed) == 1, "the delayed one waits"
