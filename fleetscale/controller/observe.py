@@ -24,6 +24,7 @@ def host_view(member: Member) -> HostView:
         running=count("running"),
         ready=count("ready"),
         starting=count("starting"),
+        dry_run=bool(count("dry_run")),
     )
 
 

@@ -178,8 +178,14 @@ def _clamp(step: Step, policy: Policy) -> Step:
 
 
 def _place(step: Step, observation: Observation, state: State) -> tuple[dict[str, int], Step]:
-    """Clamp to the hosts' total capacity and split into per-host quotas."""
-    capacities = {host.host: host.capacity for host in observation.hosts}
+    """Clamp to the hosts' total capacity and split into per-host quotas.
+
+    Hosts of dry-run controllers start no worker, so they get no quota, unless every
+    host is one (a fleet trying the policy out): then they are placed on as if they ran
+    workers, and the recommendation is what a real fleet would be told.
+    """
+    hosts = [host for host in observation.hosts if not host.dry_run] or observation.hosts
+    capacities = {host.host: host.capacity for host in hosts}
     quotas = assign_quotas(step.value, capacities, dict(state.quotas))
     placed = sum(quotas.values())  # min(step.value, the hosts' total capacity)
     if placed < step.value:

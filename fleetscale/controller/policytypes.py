@@ -29,6 +29,7 @@ class HostView:
             (`ready + starting`).
         ready: workers that have registered and are taking jobs.
         starting: workers started but not ready yet.
+        dry_run: its controller only recommends: it starts no worker.
     """
 
     host: str
@@ -36,6 +37,7 @@ class HostView:
     running: int
     ready: int
     starting: int
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -590,6 +590,22 @@ def test_the_rate_ewma_moves_toward_a_new_sample_by_its_time_constant() -> None:
     assert decision.state.rate_per_s == pytest.approx(50.0 + weight * 100.0)
 
 
+def test_a_dry_run_host_beside_real_ones_is_given_no_quota() -> None:
+    real, dry = HostView("real", 8, 4, 4, 0), HostView("dry", 8, 0, 0, 0, dry_run=True)
+    observation = observe(4, hosts=(dry, real), arrival_rate_per_s=50.0)
+    decision = decide(observation, remembered(4), POLICY, NOW_S)
+    assert decision.quotas == {"real": decision.desired}, decision.quotas
+
+
+def test_a_fleet_of_dry_run_hosts_only_is_still_told_the_size_a_real_one_would_need() -> None:
+    dry = tuple(HostView(f"dry{i}", 8, 0, 0, 0, dry_run=True) for i in range(2))
+    observation = observe(6, hosts=dry)
+    decision = decide(observation, remembered(6), POLICY, NOW_S)
+    real = decide(observe(6, hosts=tuple(dataclasses.replace(h, dry_run=False) for h in dry)),
+                  remembered(6), POLICY, NOW_S)  # fmt: skip
+    assert decision.desired == real.desired > 0
+
+
 def test_quotas_are_sticky_growing_by_one_changes_one_host() -> None:
     capacities = {"a": 8, "b": 8, "c": 8}
     before = {"a": 3, "b": 2, "c": 3}

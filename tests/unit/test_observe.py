@@ -1,0 +1,13 @@
+"""The leader's reading of host heartbeats."""
+
+from __future__ import annotations
+
+from fleetscale.controller.observe import host_view
+from fleetscale.registry import Member
+
+
+def test_a_host_view_says_whether_its_controller_only_recommends() -> None:
+    real = host_view(Member("r1", {"capacity": "4", "running": "1", "dry_run": "0"}))
+    dry = host_view(Member("r2", {"capacity": "4", "dry_run": "1"}))
+    assert (real.dry_run, real.capacity, real.running) == (False, 4, 1)
+    assert (dry.dry_run, dry.capacity) == (True, 4)
