@@ -8,6 +8,7 @@ hang for minutes on a host cut off by a firewall) and TCP keepalive.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,7 +81,7 @@ def connect(
             decode_responses=False,
         )
     except ValueError as exc:
-        reason = _scrub(str(exc), settings.url).rstrip(".")
+        reason = scrub_password(str(exc), settings.url).rstrip(".")
         raise ConfigurationError(
             f"bad Redis URL {redact_url(settings.url)!r}: {reason}; db, max_connections "
             "and socket_read_size take whole numbers"
@@ -88,9 +89,14 @@ def connect(
     return client
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub_password(text: str, url: str) -> str:
+    """`text` with the password of `url` masked wherever it stands as a token of its own:
+    inside a word it is not the password (a password `p` turned `username-password pair`
+    into `username-***assword ***air`)."""
     password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    return re.sub(rf"(?<![0-9A-Za-z]){re.escape(password)}(?![0-9A-Za-z])", "***", text)
 
 
 @contextmanager
@@ -105,12 +111,12 @@ def redis_errors(url: str) -> Iterator[None]:
         yield
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
         raise RedisAuthError(
-            f"Redis at {where} refused access: {_scrub(str(exc), url)}; "
+            f"Redis at {where} refused access: {scrub_password(str(exc), url)}; "
             "check the user, password and ACL in the URL"
         ) from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise RedisUnavailable(
-            f"Redis at {where} is unreachable: {_scrub(str(exc), url)}; "
+            f"Redis at {where} is unreachable: {scrub_password(str(exc), url)}; "
             "check that it runs and the URL (--redis-url / FLEETSCALE_REDIS_URL)"
         ) from None
     except redis.exceptions.OutOfMemoryError:
@@ -127,7 +133,7 @@ def redis_errors(url: str) -> Iterator[None]:
             ) from None
         raise RedisCommandError(f"Redis at {where} refused a command: {exc}") from None
     except redis.RedisError as exc:
-        raise FleetscaleError(f"Redis at {where}: {_scrub(str(exc), url)}") from None
+        raise FleetscaleError(f"Redis at {where}: {scrub_password(str(exc), url)}") from None
 
 
 @cache

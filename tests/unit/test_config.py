@@ -14,7 +14,7 @@ from fleetscale.config import (
     resolve_redis_url,
 )
 from fleetscale.errors import ConfigurationError
-from fleetscale.store import connect
+from fleetscale.store import connect, scrub_password
 
 
 @pytest.mark.parametrize(
@@ -179,3 +179,20 @@ def test_the_default_timeouts_bound_a_failed_command_to_under_five_seconds() -> 
         s.connect_timeout_s, s.socket_timeout_s
     ) + s.retries * s.retry_backoff_cap_s
     assert worst_s < 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("WRONGPASS invalid username-password pair", "WRONGPASS invalid username-password pair"),
+     ("cannot reach redis://u:p@db:6379/0", "cannot reach redis://u:***@db:6379/0"),
+     ("password p refused", "password *** refused")],
+)  # fmt: skip
+def test_a_short_password_is_masked_where_it_stands_alone_not_inside_words(
+    text: str, shown: str
+) -> None:
+    assert scrub_password(text, "redis://u:p@db:6379/0") == shown
+
+
+def test_a_password_is_masked_wherever_it_stands_alone() -> None:
+    said = "AUTH s3cr!t failed; s3cr!t again"
+    assert scrub_password(said, "redis://u:s3cr!t@db:6379/0") == "AUTH *** failed; *** again"
