@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -96,7 +96,9 @@ def scrub_password(text: str, url: str) -> str:
     password = urlsplit(url).password
     if not password:
         return text
-    return re.sub(rf"(?<![0-9A-Za-z]){re.escape(password)}(?![0-9A-Za-z])", "***", text)
+    for form in {password, unquote(password)}:  # as written in the URL, and as sent
+        text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(form)}(?![0-9A-Za-z])", "***", text)
+    return text
 
 
 @contextmanager

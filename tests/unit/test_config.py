@@ -196,3 +196,10 @@ def test_a_short_password_is_masked_where_it_stands_alone_not_inside_words(
 def test_a_password_is_masked_wherever_it_stands_alone() -> None:
     said = "AUTH s3cr!t failed; s3cr!t again"
     assert scrub_password(said, "redis://u:s3cr!t@db:6379/0") == "AUTH *** failed; *** again"
+
+
+def test_a_percent_encoded_password_is_masked_as_written_and_as_sent() -> None:
+    said = "AUTH p@ss! failed for redis://u:p%40ss%21@db"
+    assert scrub_password(said, "redis://u:p%40ss%21@db:6379/0") == (
+        "AUTH *** failed for redis://u:***@db"
+    )
