@@ -91,8 +91,9 @@ def policy_set(
 
     A bad key or value is refused with a message and the running policy stays. Setting
     the policy of a fleet Redis knows nothing of creates it, with a warning (a typo?).
-    Durations accept 500ms, 2s, 1m. Keys: those `policy show` lists (`target_p99`
-    may be written without `_s`).
+    Durations accept 500ms, 2s, 1m. Keys: those `policy show` lists (any key ending
+    in `_s` may be written without it, e.g. `target_p99`). A stored value this
+    version finds invalid can be set right here.
 
     \b
     Example:

@@ -313,7 +313,8 @@ class Reconciler:
         self.recorder.decision(decision.desired, decision.reason.value, previous)
         self.recorder.recommended(decision.desired)
         if previous != decision.desired:
-            log.info("fleet %r: %s → %d workers (%s)", self.keys.fleet, previous, decision.desired,
+            was = "no plan" if previous is None else previous
+            log.info("fleet %r: %s → %d workers (%s)", self.keys.fleet, was, decision.desired,
                      decision.reason.value)  # fmt: skip
 
     def _reload_policy(self) -> None:
