@@ -88,10 +88,24 @@ class PolicyStore:
         self.url = url
 
     def read(self) -> VersionedPolicy | None:
-        """The stored policy, or None when the fleet has none yet."""
+        """The stored policy, or None when the fleet has none yet.
+
+        Raises:
+            ConfigurationError: the stored policy is malformed or has a bad value; the
+                message says how to set it right.
+        """
         with redis_errors(self.url):
             raw = read_bytes(self.client, self.keys.policy)
-        return VersionedPolicy.from_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return VersionedPolicy.from_json(raw)
+        except ConfigurationError as exc:
+            fleet = self.keys.fleet
+            raise ConfigurationError(
+                f"fleet {fleet!r} has a stored policy this version refuses: {exc}; set it "
+                f"right with `fleetscale policy {fleet} set KEY=VALUE`"
+            ) from None
 
     def seed(self, policy: Policy) -> VersionedPolicy:
         """Store `policy` as version 1 unless one is stored; return what is stored."""

@@ -62,7 +62,8 @@ def test_policy_set_repairs_a_stored_value_that_is_invalid(
 ) -> None:
     client.set(keys.policy, json.dumps({"version": 7, "policy": stored}))
     store = PolicyStore(client, keys, redis_settings.url)
-    with pytest.raises(ConfigurationError):
+    says = f"set it right with `fleetscale policy {keys.fleet} set"
+    with pytest.raises(ConfigurationError, match=says):
         store.read()
     updated = store.update(change)
     assert updated.version == 8
