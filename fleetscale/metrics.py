@@ -78,7 +78,7 @@ class Recorder(Protocol):
         """This host's workers, quota and capacity."""
 
     def leader(self, leading: bool) -> None:
-        """Whether this controller leads."""
+        """Whether this controller leads (a follower's fleet-wide figures are unknown)."""
 
     def spawn_failures(self, count: int) -> None:
         """Workers that failed to start since the last call."""
@@ -227,8 +227,12 @@ class PrometheusRecorder:
         h["fleetscale_host_quota_workers"].labels(self.host).set(_known(quota))
 
     def leader(self, leading: bool) -> None:
-        """1 while this controller leads."""
+        """1 while this controller leads. A follower exports no fleet-wide figures:
+        they are the leader's, and a controller that lost the lead (say, its plan was
+        refused for a stale fencing token) would otherwise go on exporting its last."""
         self._gauges["fleetscale_controller_leader"].set(int(leading))
+        if not leading:
+            self.fleet_unknown()
 
     def spawn_failures(self, count: int) -> None:
         """Workers that failed to start since the last call."""
