@@ -4,6 +4,10 @@ A candidate takes the lease with `SET NX PX` and keeps it by renewing before it
 expires; each new leader gets a fresh fencing token (a counter in Redis), and every
 plan it writes carries that token, so a leader that was paused past its lease and
 wakes up late is refused (see `publish.lua`).
+
+A dry-run controller is a standby candidate: it leads only while no real controller
+does, and a real candidate takes the lease from it at once. A dry run writes no plan,
+so a dry-run leader beside real controllers would freeze the fleet at its size.
 """
 
 from __future__ import annotations
@@ -30,10 +34,18 @@ class Lease:
     holder: str | None
 
 
-def lease_id(host_id: str) -> str:
+STANDBY_MARK = "dry-"
+"""Starts the nonce of a standby candidate's lease id (`lead.lua` looks for it)."""
+
+
+def lease_id(host_id: str, *, standby: bool = False) -> str:
     """A candidate id: the host id plus a per-process nonce, so that two controllers
-    started with the same host id never both lead."""
-    return f"{host_id}#{secrets.token_hex(4)}"
+    started with the same host id never both lead.
+
+    Args:
+        standby: a dry-run controller: it leads only while no real candidate does.
+    """
+    return f"{host_id}#{STANDBY_MARK if standby else ''}{secrets.token_hex(4)}"
 
 
 def host_of(lease: str | None) -> str | None:
