@@ -112,13 +112,10 @@ def redis_errors(url: str) -> Iterator[None]:
     try:
         yield
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
-        raise RedisAuthError(
-            f"Redis at {where} refused access: {scrub_password(str(exc), url)}; "
-            "check the user, password and ACL in the URL"
-        ) from None
+        raise _access_refused(where, _reason(exc, url)) from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise RedisUnavailable(
-            f"Redis at {where} is unreachable: {scrub_password(str(exc), url)}; "
+            f"Redis at {where} is unreachable: {_reason(exc, url)}; "
             "check that it runs and the URL (--redis-url / FLEETSCALE_REDIS_URL)"
         ) from None
     except redis.exceptions.OutOfMemoryError:
@@ -128,14 +125,36 @@ def redis_errors(url: str) -> Iterator[None]:
             "later, or raise maxmemory"
         ) from None
     except redis.ResponseError as exc:
-        if "DB index is out of range" in str(exc):  # the SELECT a client sends on connecting
+        reason = _reason(exc, url)
+        if "DB index is out of range" in reason:  # the SELECT a client sends on connecting
             raise ConfigurationError(
                 f"Redis at {where} has no database of that number (DB index is out of "
                 "range); use a /DB in the URL below its `databases` setting (16 by default)"
             ) from None
-        raise RedisCommandError(f"Redis at {where} refused a command: {exc}") from None
+        if reason.startswith(_SCRIPT_REFUSED):  # NOPERM inside a script: no NOPERM code
+            raise _access_refused(where, reason) from None
+        raise RedisCommandError(f"Redis at {where} refused a command: {reason}") from None
     except redis.RedisError as exc:
-        raise FleetscaleError(f"Redis at {where}: {scrub_password(str(exc), url)}") from None
+        raise FleetscaleError(f"Redis at {where}: {_reason(exc, url)}") from None
+
+
+_SCRIPT_REFUSED = "The user executing the script can't"
+_PIPELINE_QUOTE = " of pipeline caused error: "
+
+
+def _reason(exc: redis.RedisError, url: str) -> str:
+    """Redis's message, without the password, nor the command redis-py quotes in front
+    of a pipeline's error (a job's msgpack payload, bytes and all)."""
+    text = str(exc)
+    if text.startswith("Command # "):
+        text = text.rpartition(_PIPELINE_QUOTE)[2]
+    return scrub_password(text, url)
+
+
+def _access_refused(where: str, reason: str) -> RedisAuthError:
+    return RedisAuthError(
+        f"Redis at {where} refused access: {reason}; check the user, password and ACL in the URL"
+    )
 
 
 @cache
