@@ -105,6 +105,20 @@ class GroupMissing(RedisCommandError):
     its data); nothing held under it can be acknowledged any more."""
 
 
+class DeadLetterKeyWrongType(RedisCommandError):
+    """Raised when the fleet's dead-letter key holds another type than a stream (someone
+    wrote it by hand), so no letter can be added to it or read from it."""
+
+    def __init__(self, key: str, key_type: str) -> None:
+        super().__init__(
+            f"the dead-letter key {key} holds a {key_type}, not a stream, so no job can be "
+            f"dead-lettered or listed; rename it aside (redis-cli RENAME {key} {key}.bad) "
+            "or delete it, and a stream is made again at the next dead letter"
+        )
+        self.key = key
+        self.key_type = key_type
+
+
 class JobStream:
     """The job stream of one fleet, seen through one Redis client.
 
@@ -212,6 +226,8 @@ class JobStream:
         Raises:
             GroupMissing: the consumer group is gone, and its pending entries with it
                 (Redis lost its data); the group has been created again.
+            DeadLetterKeyWrongType: there are dead letters to write and the dead-letter
+                key is not a stream; nothing was done (settle the rest without them).
         """
         ids = settlement.entry_ids()
         if not ids:
@@ -229,6 +245,8 @@ class JobStream:
                     keys=[self.keys.jobs, self.keys.delayed, self.keys.dlq], args=args
                 )
             except redis.ResponseError as exc:
+                if str(exc).startswith("DLQTYPE "):
+                    raise DeadLetterKeyWrongType(self.keys.dlq, str(exc).split()[1]) from None
                 if "NOGROUP" not in str(exc):
                     raise
                 self.ensure_group()

@@ -14,6 +14,20 @@
 -- msgpack job; then the number of dead letters and, per dead letter, id, raw job,
 -- reason, traceback, attempts, job id, task.
 -- Returns the ids given that this consumer no longer owns (nothing was done to them).
+-- A dead-letter key of another type (someone SET it) made the XADD below fail after
+-- the retries before it were written and before any ack: the worker retried that
+-- settle for ever and ran nothing more, and each try scheduled the retries again.
+-- With dead letters to write, such a key fails the call before it writes anything,
+-- with the error `DLQTYPE <type>`; the caller settles the rest without them.
+local n_acks = tonumber(ARGV[4])
+local n_dead = tonumber(ARGV[6 + n_acks + 3 * tonumber(ARGV[5 + n_acks])])
+if n_dead > 0 then
+  local dlq_type = redis.call('TYPE', KEYS[3])['ok']
+  if dlq_type ~= 'stream' and dlq_type ~= 'none' then
+    return redis.error_reply('DLQTYPE ' .. dlq_type)
+  end
+end
+
 local owned = nil
 if ARGV[3] == '1' then
   -- A worker settles before it fetches again, so its whole pending list is about one

@@ -29,6 +29,7 @@ from fleetscale.config import WorkerSettings
 from fleetscale.errors import FleetscaleError, SubmitError
 from fleetscale.jobstream import (
     DeadLetter,
+    DeadLetterKeyWrongType,
     Delivery,
     EntryId,
     GroupMissing,
@@ -117,6 +118,7 @@ class Consumer:
         self._tasks = app.tasks
         self._renew_every_s = settings.renew_every_s
         self._unsettled = Settlement()
+        self._dead_kept = 0
         self._unstarted: list[Delivery] = []
         self._reclaim_cursor: EntryId = b"0-0"
         self._next_reclaim_s = 0.0
@@ -190,7 +192,8 @@ class Consumer:
 
     def _next_deliveries(self) -> list[Delivery]:
         now = self.monotonic()
-        self._unsettled.held_since_s = now
+        if not self._unsettled:  # else it holds dead letters kept back since then
+            self._unsettled.held_since_s = now
         if now >= self._next_reclaim_s:
             reclaimed = self._reclaim()
             # A full batch may leave more abandoned entries: look again next turn.
@@ -381,15 +384,23 @@ class Consumer:
         # entries are certainly still ours (a paused process counts the pause too).
         held_s = self.monotonic() - settlement.held_since_s
         check = held_s >= self.settings.min_idle_s / 2
+        kept: list[DeadLetter] = []
         try:
             lost = self.stream.settle(self.worker_id, settlement, check_owner=check)
         except GroupMissing as exc:
             # Settling again would fail forever: what it held went with the group.
             log.error("%s; %d finished entries cannot be acknowledged", exc, len(settlement))
             lost = []
-        self._unsettled = Settlement(held_since_s=settlement.held_since_s)
+        except DeadLetterKeyWrongType as exc:
+            kept = settlement.dead
+            lost = self._settle_keeping_dead(settlement, check, exc)
+        if self._dead_kept and not kept:
+            log.warning("dead-lettered the %d jobs kept back", self._dead_kept)
+        self._dead_kept = len(kept)
+        self._unsettled = Settlement(held_since_s=settlement.held_since_s, dead=kept)
         self.stats.lost += len(set(lost) - self.lost)
-        self._forget(settlement.entry_ids())
+        kept_ids = {d.entry_id for d in kept}
+        self._forget([i for i in settlement.entry_ids() if i not in kept_ids])
         if lost:
             log.warning(
                 "%d entries were claimed by another worker before this one finished; "
@@ -397,6 +408,26 @@ class Consumer:
                 len(lost),
                 b", ".join(lost[:5]).decode(),
             )
+
+    def _settle_keeping_dead(
+        self, settlement: Settlement, check: bool, exc: DeadLetterKeyWrongType
+    ) -> list[EntryId]:
+        """Settle all but the dead letters, which the dead-letter key cannot take.
+
+        They stay pending and held (their leases renewed, never run again), and each
+        settle tries them again: a job is neither lost nor run past its last attempt,
+        and the worker goes on with the rest. Returns the entries found lost.
+        """
+        if len(settlement.dead) > self._dead_kept:  # an error line only when more are kept
+            log.error(
+                "%s; the worker keeps %d jobs to dead-letter pending (entries %s) and "
+                "dead-letters them once it can",
+                exc,
+                len(settlement.dead),
+                b", ".join(d.entry_id for d in settlement.dead[:5]).decode(),
+            )
+        rest = Settlement(settlement.held_since_s, settlement.acks, settlement.retries)
+        return self.stream.settle(self.worker_id, rest, check_owner=check) if rest else []
 
     def _adapt_sampler(self, handled: int) -> None:
         since, count = self._adapt_from
