@@ -23,7 +23,14 @@ def _count(member: Member, name: str) -> int:
     return int(member.fields.get(name) or 0)
 
 
-def hosts_of(workers: list[Member], hosts: list[Member], plan: Plan | None) -> list[dict[str, Any]]:
+def _quota(member: Member) -> int | None:
+    """The quota a host's controller follows now, as its heartbeat says; None while it
+    holds its size (no fresh plan) or only recommends (dry run)."""
+    value = member.fields.get("quota")
+    return int(value) if value else None
+
+
+def hosts_of(workers: list[Member], hosts: list[Member]) -> list[dict[str, Any]]:
     """One row per host: from its controller's heartbeat where it has one (with quota,
     capacity, warm spares and start-up errors), else from its workers' heartbeats."""
     rows = [
@@ -31,7 +38,7 @@ def hosts_of(workers: list[Member], hosts: list[Member], plan: Plan | None) -> l
             "host": h.id,
             "running": _count(h, "running"),
             "ready": _count(h, "ready"),
-            "quota": plan.quotas.get(h.id) if plan else None,
+            "quota": _quota(h),
             "capacity": _count(h, "capacity"),
             "warm": _count(h, "warm"),
             "spawn_failures": _count(h, "spawn_failures"),
@@ -50,6 +57,18 @@ def hosts_of(workers: list[Member], hosts: list[Member], plan: Plan | None) -> l
         for name in running
     ]  # fmt: skip
     return sorted(rows, key=lambda r: str(r["host"]))
+
+
+def current_desired(plan: Plan | None, leader: str | None) -> int | None:
+    """The fleet size hosts are being sized to: the plan of the controller leading now.
+
+    None without a leader (hosts then hold their size; the plan left by a controller
+    that has since stopped is history, shown as the last decision) and while the
+    leader only recommends (a dry run writes no plan).
+    """
+    return (
+        plan.desired if plan is not None and leader is not None and plan.leader == leader else None
+    )
 
 
 def fleet_exists(client: Client, keys: FleetKeys, url: str) -> bool:
@@ -88,13 +107,14 @@ def read_status(
     hosts = LiveSet(client, url, keys.hosts, keys.host).live()
     plan = PlanStore(client, keys, url).read()
     policy = PolicyStore(client, keys, url).read()
-    rows = hosts_of(workers, hosts, plan)
+    rows = hosts_of(workers, hosts)
+    leader_host = host_of(leader.decode()) if leader else None
     return {
         "fleet": keys.fleet,
-        "leader": host_of(leader.decode()) if leader else None,
+        "leader": leader_host,
         "hosts": rows,
         "workers": {
-            "desired": plan.desired if plan else None,
+            "desired": current_desired(plan, leader_host),
             "running": sum(r["running"] for r in rows),
             "ready": sum(r["ready"] for r in rows),
         },

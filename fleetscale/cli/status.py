@@ -61,7 +61,11 @@ def _policy_line(status: dict[str, Any]) -> str:
             f" min {policy['min']}, max {policy['max']}"
         )
     if last:
-        text += f"   last decision {last['desired']} workers ({last['reason']})"
+        age_s = max(0.0, status["observed_at_s"] - last["at_s"])
+        text += (
+            f"   last decision {last['desired']} workers ({last['reason']},"
+            f" {format_seconds(age_s)} ago)"
+        )
     return text
 
 
