@@ -27,11 +27,15 @@ class Lease:
         leading: this candidate holds the lease.
         token: the current fencing token.
         holder: the lease id of the leader (this candidate's when leading).
+        new_term: this attempt took the lease with a new token (not a renewal): even a
+            candidate that led before may have had successors meanwhile (it was paused
+            past its lease), so it must resume from the stored plan, not its own state.
     """
 
     leading: bool
     token: int
     holder: str | None
+    new_term: bool = False
 
 
 STANDBY_MARK = "dry-"
@@ -75,7 +79,7 @@ class Leadership:
                 args=[self.candidate, int(self.ttl_s * 1000)],
             )
         if int(reply[0]):
-            return Lease(True, int(reply[1]), self.candidate)
+            return Lease(True, int(reply[1]), self.candidate, new_term=len(reply) > 2)
         return Lease(False, int(reply[1]), reply[2].decode())
 
     def resign(self) -> None:

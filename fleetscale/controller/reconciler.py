@@ -252,7 +252,7 @@ class Reconciler:
         self.recorder.leader(self.lease.leading)
         if self.lease.leading:
             self._renewed_at = sent_at
-        if self.lease.leading and not was_leading:
+        if self.lease.new_term:
             log.info("controller %s leads fleet %r (token %d)", self.settings.host_id,
                      self.keys.fleet, self.lease.token)  # fmt: skip
             stored = self.plans.read()

@@ -4,7 +4,8 @@
 -- takes only a free lease, and a real candidate takes the lease from a standby: a dry
 -- run writes no plan, so its lead would freeze a fleet of real controllers.
 -- KEYS[1] leader key, KEYS[2] fence counter; ARGV[1] candidate id, ARGV[2] lease ms.
--- Returns {1, token} when the candidate leads, {0, token, current leader} otherwise.
+-- Returns {1, token} when the candidate renews its lease, {1, token, 1} when it takes the
+-- lease (a new term), {0, token, current leader} otherwise.
 local function standby(id)
   return string.find(id, '#dry%-[^#]*$') ~= nil
 end
@@ -15,6 +16,6 @@ if current == ARGV[1] then
 end
 if not current or (standby(current) and not standby(ARGV[1])) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1, redis.call('INCR', KEYS[2])}
+  return {1, redis.call('INCR', KEYS[2]), 1}
 end
 return {0, tonumber(redis.call('GET', KEYS[2]) or '0'), current}

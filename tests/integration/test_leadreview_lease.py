@@ -103,3 +103,29 @@ def test_a_deposed_leader_cannot_publish_the_decision_it_had_in_flight(
     old.decide()  # wakes up and finishes the decision it had started
     assert old.plans.read() == published, "the successor's plan stands"
     assert not old.lease.leading, "a leader refused by the fence knows it no longer leads"
+
+
+def test_a_leader_that_retakes_a_lapsed_lease_after_a_successor_resumes_the_successors_plan(
+    controllers: Controllers, client: Client, keys: FleetKeys
+) -> None:
+    a, b = controllers.start("a"), controllers.start("b")
+    a.lead()
+    a.decide()
+    assert a.plans.read().quotas == {"a": 1, "b": 1}  # type: ignore[union-attr]
+    client.delete(keys.leader)  # a is paused past its lease; b leads meanwhile
+    b.lead()
+    a.hosts.remove("a")  # a's registration lapses too
+    b.decide()
+    a.heartbeat()  # a is back: sticky quotas leave its share on b
+    b.decide()
+    moved = b.plans.read()
+    assert moved is not None and moved.quotas == {"a": 0, "b": 2}, moved
+    b.leadership.resign()  # b hands over before a ever saw it lead
+    a.lead()
+    assert a.lease.leading
+    a.decide()
+    plan = a.plans.read()
+    assert plan is not None and plan.quotas == moved.quotas, (
+        "a new term starts from the stored plan, not the leader's own stale one: "
+        f"workers moved between hosts with nothing changed ({moved.quotas} → {plan.quotas})"
+    )
