@@ -129,6 +129,7 @@ def worker_command(
         strict=strict,
     ).validate()
     lifeline = Lifeline.from_environ(os.environ)
+    lifeline.die_with_parent()  # before the app's import, which may take a while
     try:
         app = load_app(app_path)
     except AppImportError as exc:

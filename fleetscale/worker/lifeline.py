@@ -5,7 +5,10 @@ which the worker reports `warm <t>`, `ready <t>` (t: when, on the system's monot
 clock, which parent and child share) or `error <message>` (one line each), and its own
 pid. The worker asks the kernel to send it SIGTERM (a drain) when its parent dies
 (Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks the parent pid, so no
-worker outlives its controller by more than a drain.
+worker outlives its controller by more than a drain. It ignores SIGINT: Ctrl-C in a
+terminal reaches the whole foreground process group, and the controller, which gets it
+too, drains its workers with SIGTERM (a worker that took the SIGINT as its first stop
+signal would take that SIGTERM as a second and exit mid-job).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from fleetscale.worker.watchdog import in_main_thread
 
 STATUS_FD_ENV = "FLEETSCALE_STATUS_FD"
 PARENT_PID_ENV = "FLEETSCALE_PARENT_PID"
@@ -64,9 +69,12 @@ class Lifeline:
         return self.parent_pid is None or os.getppid() == self.parent_pid
 
     def die_with_parent(self) -> None:
-        """Get SIGTERM when the parent dies (Linux); drain now if it already has."""
+        """Get SIGTERM when the parent dies (Linux), and leave SIGINT to the parent;
+        drain now if it has already gone."""
         if self.parent_pid is None:
             return
+        if in_main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError, AttributeError):
                 libc = ctypes.CDLL(None, use_errno=True)

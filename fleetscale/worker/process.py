@@ -122,9 +122,12 @@ def _report_preflight(warnings: tuple[str, ...], strict: bool) -> None:
         )
 
 
-def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
-    """First SIGTERM/SIGINT drains; a second exits at once; SIGUSR1 wakes a warm
-    worker (main thread only).
+def install_signal_handlers(
+    consumer: Consumer, go: threading.Event, *, interrupt: bool = True
+) -> None:
+    """First SIGTERM (or SIGINT, when `interrupt`) drains; a second exits at once;
+    SIGUSR1 wakes a warm worker (main thread only). A worker started by a controller
+    leaves SIGINT ignored (see `Lifeline.die_with_parent`).
 
     A drain the worker started on its own (its controller died) is not a first signal:
     the kernel's parent-death SIGTERM may be handled after it.
@@ -143,7 +146,8 @@ def install_signal_handlers(consumer: Consumer, go: threading.Event) -> None:
         go.set()
 
     signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
+    if interrupt:
+        signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_go)
 
 
@@ -194,7 +198,7 @@ def run_worker(
         raise
     go = threading.Event()
     if in_main_thread():
-        install_signal_handlers(parts.consumer, go)
+        install_signal_handlers(parts.consumer, go, interrupt=lifeline.parent_pid is None)
     parts.housekeeper.lifeline = lifeline
     parts.housekeeper.start()
     if warm:
