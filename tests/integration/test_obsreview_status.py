@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from fleetscale.config import RedisSettings
+from fleetscale.exitcode import ExitCode
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import FleetKeys
 from fleetscale.metrics import PrometheusRecorder
+from fleetscale.producer import Producer
 from fleetscale.status import read_status
 from fleetscale.store import Client
 from tests.integration.test_obsreview_metrics import controller
+from tests.support.procs import REPO
 
 
 def test_without_a_leader_the_desired_size_is_unknown_and_the_last_decision_stays(
@@ -37,3 +45,24 @@ def test_without_a_leader_the_desired_size_is_unknown_and_the_last_decision_stay
         assert status["last_decision"]["desired"] == 2, "the last decision is still shown"
     finally:
         rec.supervisor.stop_all()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ['{"token": 1}', "not json", "[]", '{"token": 1, "leader": "a", "desired": 1, '
+     '"quotas": {"a": "x"}, "reason": "r", "decided_at_s": 1, "policy_version": 1}'],
+    ids=["fields missing", "not json", "not an object", "bad quota"],
+)  # fmt: skip
+def test_a_plan_this_version_cannot_read_is_one_line_and_a_usage_exit(
+    stored: str, fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    Producer(fleet, redis_settings.url).submit("job")
+    client.set(keys.plan, stored)
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetscale", "status", fleet, "--json",
+         "--redis-url", redis_settings.url],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert result.stderr.startswith("fleetscale: error: ") and result.stderr.count("\n") == 1
+    assert "plan this version cannot read" in result.stderr and result.stdout == ""
