@@ -10,6 +10,8 @@ import click
 
 from fleetscale.app import load_app
 from fleetscale.cli.options import (
+    exit_code_for,
+    fail,
     logging_options,
     redis_settings,
     redis_url_option,
@@ -18,7 +20,7 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.config import MIB, WorkerSettings
-from fleetscale.errors import AppImportError
+from fleetscale.errors import AppImportError, FleetscaleError
 from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.process import run_worker
@@ -138,7 +140,12 @@ def worker_command(
     redis = redis_settings(redis_url)
 
     def run(warm: bool, lifeline: Lifeline) -> ExitCode:
-        return run_worker(app, redis, settings, warm=warm, lifeline=lifeline)
+        # Also in a worker forked by the zygote, which no `reports_errors` wraps.
+        try:
+            return run_worker(app, redis, settings, warm=warm, lifeline=lifeline)
+        except FleetscaleError as exc:
+            fail(str(exc), exit_code_for(exc))
+            raise AssertionError("unreachable") from None
 
     if zygote:
         control = socket.socket(fileno=int(os.environ[CONTROL_FD_ENV]))

@@ -5,17 +5,22 @@ fleetscale once, opens no connection and starts no thread, then waits on a contr
 socket. For each request (`warm` or `cold`, with the new worker's status pipe passed
 as a file descriptor) it forks; the child runs a normal worker, so a new worker is
 consuming within milliseconds instead of paying a fresh interpreter's start-up on a
-busy host. The zygote reaps its children and reports each exit (`exit <pid> <code>`).
+busy host. The zygote reaps its children and reports each exit (`exit <pid> <code>`);
+a child exits as `fleetscale worker` would (one error line, the named exit code), and
+holds none of the zygote's own descriptors.
 It exits when the controller closes the socket or dies; its children drain on their own
 (they die with their parent, see `lifeline`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import socket
+import sys
+import traceback
 from collections.abc import Callable
 
 from fleetscale.exitcode import ExitCode
@@ -59,14 +64,24 @@ def fork_worker(
         for fd in fds:
             os.close(fd)
         return pid
-    code = ExitCode.FAILURE
+    code: int = ExitCode.FAILURE
     try:
         control.close()
+        if lifeline.status_fd is not None:  # the zygote's own status pipe
+            with contextlib.suppress(OSError):
+                os.close(lifeline.status_fd)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         child_line = Lifeline(status_fd=fds[0], parent_pid=os.getppid(), host_id=lifeline.host_id)
         code = run_worker(warm, child_line)
+    except SystemExit as exc:  # an error reported as one line, with its exit code
+        code = exc.code if isinstance(exc.code, int) else ExitCode.FAILURE
+    except BaseException:
+        traceback.print_exc()
     finally:
-        os._exit(int(code))
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 def report_exits(control: socket.socket) -> None:
