@@ -57,7 +57,12 @@ def dlq_group(ctx: click.Context, fleet: str) -> None:
 @click.pass_obj
 @reports_errors
 def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) -> None:
-    """List the fleet's dead letters, oldest first, with reason and attempts.
+    """List the fleet's dead letters, oldest first, with reason and attempts: the first
+    --limit of them, and on stderr how many there are in all.
+
+    --json prints {"count", "entries": [{"id", "job_id", "task", "reason", "attempts",
+    "at_ms", "entry_id", "traceback"}]}: count is every letter, entries the first --limit.
+    The ID of each letter is what `replay` and `purge` take.
 
     \b
     Example:
@@ -65,14 +70,22 @@ def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) ->
     """
     letters = _letters(fleet, redis_url)
     entries = letters.list(limit)
+    count = letters.count()
     if as_json:
-        body = {"count": letters.count(), "entries": [e.to_dict() for e in entries]}
-        click.echo(json.dumps(body))
+        click.echo(json.dumps({"count": count, "entries": [e.to_dict() for e in entries]}))
         return
     for e in entries:
         who = f"job {e.job_id or '?'}  task {e.task or '?'}"
-        click.echo(f"{e.id}  {who}  attempts {e.attempts}  {e.reason}")
-    click.echo(f"{letters.count()} dead letters", err=True)
+        click.echo(f"{e.id}  {who}  attempts {e.attempts}  {_one_line(e.reason)}")
+    if count > len(entries):
+        click.echo(f"{len(entries)} of {count} dead letters shown (--limit for more)", err=True)
+    else:
+        click.echo(f"{count} dead letters", err=True)
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line: a multi-line reason would read as several letters."""
+    return " ".join(text.split())
 
 
 @dlq_group.command("replay")
@@ -81,37 +94,62 @@ def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) ->
 @click.pass_obj
 @reports_errors
 def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> None:
-    """Send the fleet's dead letters back to the queue: every one, or only the given
-    letter IDS (`<ms>-<seq>`, as `dlq list` shows them).
+    """Send the fleet's dead letters back to the queue: every one there is when it
+    starts, or only the given letter IDS (`<ms>-<seq>`, as `dlq list` shows them).
+
+    Each job keeps its job id and arguments and gets its attempts back. A letter whose
+    job cannot be decoded stays (a line on stderr says why; `purge ID` deletes it). An
+    interrupted replay (Ctrl-C, Redis gone) leaves each letter either replayed or still
+    a dead letter, never both: run it again to go on.
 
     \b
-    Example:
+    Examples:
+      fleetscale dlq media replay
       fleetscale dlq media replay 1700000000000-0
     """
     for letter_id in ids:  # a bad id is a usage error, whatever Redis holds
         validate_letter_id(letter_id)
-    result = _letters(fleet, redis_url).replay(ids)
-    for letter_id, why in result.skipped.items():
-        click.echo(f"skipped {letter_id}: {why}", err=True)
-    click.echo(f"replayed {len(result.replayed)} dead letters")
+    letters = _letters(fleet, redis_url)
+    replayed = 0
+    try:
+        for letter_id, why in letters.replay_each(ids):
+            if why is None:
+                replayed += 1
+            else:
+                click.echo(f"skipped {letter_id}: {why}", err=True)
+    except BaseException:  # an error line or "aborted" follows: say what was done
+        click.echo(f"replayed {replayed} dead letters before stopping", err=True)
+        raise
+    click.echo(f"replayed {replayed} dead letters")
 
 
 @dlq_group.command("purge")
+@click.argument("ids", nargs=-1)
 @redis_url_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 @reports_errors
-def dlq_purge(fleet: str, *, redis_url: str | None, yes: bool) -> None:
-    """Delete every dead letter of the fleet.
+def dlq_purge(fleet: str, *, ids: tuple[str, ...], redis_url: str | None, yes: bool) -> None:
+    """Delete the fleet's dead letters for good: every one there is when asked, or only
+    the given letter IDS (`<ms>-<seq>`, as `dlq list` shows them). Letters that arrive
+    after the question are kept.
 
     \b
-    Example:
-      fleetscale dlq media purge --yes
+    Examples:
+      fleetscale dlq media purge
+      fleetscale dlq media purge --yes 1700000000000-0
     """
+    for letter_id in ids:  # a bad id is a usage error, whatever Redis holds
+        validate_letter_id(letter_id)
     letters = _letters(fleet, redis_url)  # an unknown fleet is refused before asking
+    newest = None if ids else letters.newest_id()
+    if not ids and newest is None:
+        click.echo("purged 0 dead letters (there were none)")
+        return
     if not yes:
-        _confirm(f"Delete every dead letter of fleet {fleet!r}?")
-    click.echo(f"purged {letters.purge()} dead letters")
+        what = f"the {len(ids)} given" if ids else f"the {letters.count()}"
+        _confirm(f"Delete {what} dead letters of fleet {fleet!r}, for good?")
+    click.echo(f"purged {letters.purge(through=newest, ids=ids)} dead letters")
 
 
 def _confirm(question: str) -> None:
