@@ -151,4 +151,14 @@ def simulate(
         click.echo(json.dumps(summary))
         return
     for key, value in summary.items():
-        click.echo(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+        click.echo(f"{key:>22}: {_text(value)}")
+
+
+def _text(value: object) -> str:
+    """A summary value for people: 4 significant digits, whole numbers from 1000 up
+    (52,860, not 5.286e+04), and `–` for unknown (`null` in `--json`)."""
+    if value is None:
+        return "–"
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

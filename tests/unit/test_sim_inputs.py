@@ -238,3 +238,12 @@ def test_simulate_help_describes_every_option_and_names_durations() -> None:
     assert [o.name for o in options if not o.help] == []
     durations = {"target_p99", "service_time", "startup", "period"}
     assert {o.name for o in options if o.metavar == "DURATION"} == durations
+
+
+def test_the_text_summary_prints_large_figures_whole_not_in_e_notation() -> None:
+    code, out, _ = cli("--trace", "steady", "--policy", "static", "--min", "8", "--max", "8")
+    assert code == 0, out
+    fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    seconds = fields["        worker_seconds"]
+    assert "e+" not in out and "None" not in out, out
+    assert seconds.replace(",", "").isdigit(), seconds
