@@ -118,7 +118,11 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
             else:
                 click.echo(f"skipped {letter_id}: {why}", err=True)
     except BaseException:  # an error line or "aborted" follows: say what was done
-        click.echo(f"replayed {replayed} dead letters before stopping", err=True)
+        click.echo(
+            f"replayed {replayed} dead letters before stopping (a letter it stopped at is "
+            "replayed or still a dead letter, never both); run replay again for the rest",
+            err=True,
+        )
         raise
     click.echo(f"replayed {replayed} dead letters")
 
