@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
-from fleetscale.cli.status import format_rate, format_seconds, format_wait
+from fleetscale.cli.status import format_rate, format_seconds, format_wait, json_line
 from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
@@ -32,26 +31,40 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _previous(record: dict[str, Any]) -> str:
+    """The size a decision started from; the first decision of a fleet had no plan."""
+    if "previous" not in record:
+        return "unknown"
+    return "no plan" if record["previous"] is None else _number(record["previous"])
+
+
 def render(record: dict[str, Any]) -> str:
-    """One decision as a few readable lines."""
-    inputs, obs = record["inputs"], record["inputs"]["observation"]
-    when = time.strftime("%H:%M:%S", time.gmtime(record["at_s"]))
+    """One decision as a few readable lines. A field the record lacks (one written by
+    another version of fleetscale) shows as unknown."""
+    inputs = record.get("inputs") or {}
+    obs = inputs.get("observation") or {}
+    at_s = record.get("at_s")
+    when = "unknown " if at_s is None else time.strftime("%H:%M:%SZ", time.gmtime(at_s))
     dry = " (dry run)" if record.get("dry_run") else ""
     read_age = record.get("telemetry_age_s")
-    stale = " (stale: ignored)" if obs["telemetry_age_s"] is None and read_age is not None else ""
+    stale = (
+        " (stale: ignored)" if obs.get("telemetry_age_s") is None and read_age is not None else ""
+    )
     model = (
-        f"  capacity model {_number(inputs['capacity_workers'])}"
-        f"  drain {_number(inputs['drain_workers'])}  wait ratio {_number(inputs['wait_ratio'])}"
+        f"  capacity model {_number(inputs.get('capacity_workers'))}"
+        f"  drain {_number(inputs.get('drain_workers'))}"
+        f"  wait ratio {_number(inputs.get('wait_ratio'))}"
     )
     lines = [
-        f"{when}Z  {record['previous']} → {record['desired']} workers"
-        f"  reason {record['reason']}{dry}",
-        f"  wait p99 {format_wait(obs['wait_p99_s'])}"
-        f"  head-of-line {format_seconds(obs['head_of_line_age_s'])}"
-        f"  backlog {_number(obs['backlog'])}  arrivals {format_rate(obs['arrival_rate_per_s'])}",
-        f"  service {format_seconds(obs['service_time_s'])}"
+        f"{when}  {_previous(record)} → {_number(record.get('desired'))} workers"
+        f"  reason {record.get('reason', 'unknown')}{dry}",
+        f"  wait p99 {format_wait(obs.get('wait_p99_s'))}"
+        f"  head-of-line {format_seconds(obs.get('head_of_line_age_s'))}"
+        f"  backlog {_number(obs.get('backlog'))}"
+        f"  arrivals {format_rate(obs.get('arrival_rate_per_s'))}",
+        f"  service {format_seconds(obs.get('service_time_s'))}"
         f"  telemetry age {format_seconds(read_age)}{stale}",
-        f"{model}  quotas {record['quotas']}",
+        f"{model}  quotas {record.get('quotas', 'unknown')}",
     ]
     return "\n".join(lines)
 
@@ -76,7 +89,7 @@ def explain_command(*, fleet: str, redis_url: str | None, as_json: bool, last: i
     require_fleet(client, keys, settings.url)
     records = PlanStore(client, keys, settings.url).decisions(last)
     if as_json:
-        click.echo(json.dumps({"fleet": fleet, "decisions": records}))
+        click.echo(json_line({"fleet": fleet, "decisions": records}))
         return
     if not records:
         click.echo(f"no decisions recorded for fleet {fleet!r}: is a controller running?", err=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,6 +21,7 @@ from fleetscale.cli.options import (
     seconds_within,
 )
 from fleetscale.cli.root import main
+from fleetscale.errors import RedisUnavailable
 from fleetscale.histogram import MAX_VALUE_S
 from fleetscale.keys import TELEMETRY_RETENTION_S, FleetKeys
 from fleetscale.status import read_status
@@ -107,7 +112,11 @@ def render(status: dict[str, Any]) -> str:
 @fleet_argument
 @redis_url_option
 @json_option
-@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Refresh until Ctrl-C (exit 0); carries on through a Redis outage, saying so once.",
+)
 @click.option(
     "--interval",
     default="2s",
@@ -140,19 +149,79 @@ def status_command(
     settings = redis_settings(redis_url)
     client = connect(settings)
     keys = FleetKeys(fleet)
+
+    def read() -> dict[str, Any]:
+        return read_status(client, keys, settings.url, window_s=window)
+
+    def show(status: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json_line(status))
+        elif watch and sys.stdout.isatty():
+            click.clear()
+            size = shutil.get_terminal_size()
+            click.echo(fit(render(status), size.columns, size.lines))
+        else:
+            click.echo(render(status))
+
     try:
-        while True:
-            status = read_status(client, keys, settings.url, window_s=window)
-            if as_json:
-                click.echo(json.dumps(status))
-            else:
-                if watch:
-                    click.clear()
-                click.echo(render(status))
-            if not watch:
-                return
-            time.sleep(interval)
+        show(read())  # a first read that fails is an error: likely the wrong URL
+        if watch:
+            keep_watching(read, show, interval)
     except KeyboardInterrupt:
         if not watch:
             raise
         # Ctrl-C is how --watch ends: a success, ended quietly.
+
+
+def keep_watching(
+    read: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None], interval_s: float
+) -> None:
+    """Refresh every `interval_s` seconds until Ctrl-C, riding out Redis outages.
+
+    Redis going away (a restart, a failover) is what an operator may be watching, so
+    the watch says so on stderr once per outage and carries on when it is back. Any
+    other error ends it, as without --watch.
+    """
+    down = False
+    while True:
+        time.sleep(interval_s)
+        try:
+            status = read()
+        except RedisUnavailable as exc:
+            if not down:
+                click.echo(
+                    f"fleetscale: warning: {time.strftime('%H:%M:%S')} {exc}; retrying every "
+                    f"{format_seconds(interval_s)} (Ctrl-C stops)",
+                    err=True,
+                )
+            down = True
+            continue
+        down = False
+        show(status)
+
+
+def fit(text: str, columns: int, lines: int) -> str:
+    """`text` cut to a terminal of `columns` × `lines`, so a redrawn view never scrolls
+    its head off screen: long lines end in `…`, extra lines become one that says so."""
+    rows = [row if len(row) <= columns else row[: max(0, columns - 1)] + "…"
+            for row in text.splitlines()]  # fmt: skip
+    if len(rows) >= lines:
+        hidden = len(rows) - (lines - 2)
+        rows = [*rows[: max(0, lines - 2)], f"… {hidden} more lines (status --json has all)"]
+    return "\n".join(rows)
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of strict JSON: a float that is not finite is unknown (null),
+    never a NaN or Infinity token that JSON parsers refuse."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 
@@ -66,3 +68,23 @@ def test_a_plan_this_version_cannot_read_is_one_line_and_a_usage_exit(
     assert result.returncode == ExitCode.USAGE, result.stderr
     assert result.stderr.startswith("fleetscale: error: ") and result.stderr.count("\n") == 1
     assert "plan this version cannot read" in result.stderr and result.stdout == ""
+
+
+def test_explain_json_is_strict_json_even_when_a_stored_decision_holds_a_nan(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    Producer(fleet, redis_settings.url).submit("job")
+    record = {"at_s": 1.0, "previous": 1, "desired": 1, "reason": "hold_unknown",
+              "inputs": {"wait_ratio": math.nan, "correction": math.inf}}  # fmt: skip
+    client.xadd(keys.decisions, {"d": json.dumps(record)})
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetscale", "explain", fleet, "--json",
+         "--redis-url", redis_settings.url],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"explain --json printed {token}, which is no JSON")
+
+    (decision,) = json.loads(result.stdout, parse_constant=refuse)["decisions"]
+    assert decision["inputs"] == {"wait_ratio": None, "correction": None}
