@@ -97,7 +97,7 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
     """Send the fleet's dead letters back to the queue: every one there is when it
     starts, or only the given letter IDS (`<ms>-<seq>`, as `dlq list` shows them).
 
-    Each job keeps its job id and arguments and gets its attempts back. A letter whose
+    Each job keeps its job id and arguments; its attempts count from 0 again. A letter whose
     job cannot be decoded stays (a line on stderr says why; `purge ID` deletes it). An
     interrupted replay (Ctrl-C, Redis gone) leaves each letter either replayed or still
     a dead letter, never both: run it again to go on.
