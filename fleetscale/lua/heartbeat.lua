@@ -1,7 +1,11 @@
+#!lua flags=allow-oom
 -- Register a live member (a worker, or a host's controller) or refresh it, and prune
 -- members whose heartbeat lapsed. With an owner (a controller's lease id), a member
 -- still live under another owner is not taken over: two controllers started with one
 -- host id would each run that host's quota (found by the fault suite).
+-- allow-oom: at maxmemory Redis refuses ZADD and HSET, so every host and worker dropped
+-- out of the registry after its TTL and the leader moved their quotas; a heartbeat
+-- rewrites a member's few fields, and only a new member adds any memory.
 -- KEYS[1] members zset, KEYS[2] the member's info hash
 -- ARGV[1] member id, ARGV[2] TTL ms, ARGV[3] owner ('' = no check), then field/value
 -- pairs for the info hash.
