@@ -64,6 +64,7 @@ class LiveSet:
         self.members_key = members_key
         self.info_key = info_key
         self._heartbeat = script(client, "heartbeat")
+        self._unregister = script(client, "unregister")
 
     def heartbeat(
         self, member: str, ttl_s: float, info: Mapping[str, Any], *, owner: str = ""
@@ -103,13 +104,15 @@ class LiveSet:
             if info
         ]
 
-    def remove(self, member: str) -> None:
-        """Drop a member now (a clean exit)."""
+    def remove(self, member: str, *, owner: str = "") -> None:
+        """Drop a member now (a clean exit).
+
+        Args:
+            owner: who registered it (as given to `heartbeat`); a member another owner
+                has registered since is left alone. Empty for no check.
+        """
         with redis_errors(self.url):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(self.members_key, member)
-            pipe.delete(self.info_key(member))
-            pipe.execute()
+            self._unregister(keys=[self.members_key, self.info_key(member)], args=[member, owner])
 
 
 class Registry(LiveSet):

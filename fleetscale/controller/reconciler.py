@@ -189,7 +189,7 @@ class Reconciler:
         self.leadership.resign()
 
     def _unregister(self) -> None:
-        self.hosts.remove(self.settings.host_id)
+        self.hosts.remove(self.settings.host_id, owner=self.leadership.candidate)
 
     # -- duties ------------------------------------------------------------------------
 

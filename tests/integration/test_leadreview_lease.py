@@ -28,11 +28,14 @@ class Controllers:
         self.started: list[Reconciler] = []
         JobStream(client, keys, url).ensure_group()
 
-    def start(self, host_id: str, *, dry_run: bool = False) -> Reconciler:
-        """A registered controller for `host_id` (capacity 4) that has not led yet."""
+    def start(self, host_id: str, *, dry_run: bool = False, host_ttl_s: float = 5) -> Reconciler:
+        """A registered controller for `host_id` (capacity 4) that has not led yet; it
+        waits for another controller's registration of `host_id` to lapse."""
         policy, _ = seed_policy(PolicyStore(self.client, self.keys, self.url),
                                 Policy(min=2, max=8))  # fmt: skip
-        settings = ControllerSettings(host_id=host_id, capacity=4, dry_run=dry_run)
+        settings = ControllerSettings(
+            host_id=host_id, capacity=4, dry_run=dry_run, host_ttl_s=host_ttl_s
+        )
         candidate = lease_id(host_id, standby=dry_run)
         rec = Reconciler(
             client=self.client, keys=self.keys, url=self.url, settings=settings,
@@ -40,7 +43,7 @@ class Controllers:
             leadership=Leadership(self.client, self.keys, self.url, candidate, ttl_s=5),
             policy=policy,
         )  # fmt: skip
-        rec.heartbeat()
+        assert rec.claim_host(wait_s=30)
         self.started.append(rec)
         return rec
 
@@ -128,4 +131,16 @@ def test_a_leader_that_retakes_a_lapsed_lease_after_a_successor_resumes_the_succ
     assert plan is not None and plan.quotas == moved.quotas, (
         "a new term starts from the stored plan, not the leader's own stale one: "
         f"workers moved between hosts with nothing changed ({moved.quotas} → {plan.quotas})"
+    )
+
+
+def test_a_controller_stopping_after_its_host_id_was_taken_over_leaves_the_new_owner_registered(
+    controllers: Controllers, client: Client, keys: FleetKeys
+) -> None:
+    old = controllers.start("h", host_ttl_s=0.5)
+    new = controllers.start("h")  # the old one was paused past its registration
+    old.shutdown()  # stopped (SIGTERM) before its next heartbeat found it displaced
+    owner = client.hget(keys.host("h"), "owner")
+    assert owner == new.leadership.candidate.encode(), (
+        "the old controller unregistered the new one's host: its quota moves away"
     )
