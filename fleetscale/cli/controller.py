@@ -105,7 +105,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
     callback=to_seconds,
     metavar="DURATION",
     show_default=True,
-    help="Leader lease; a dead leader is replaced after this.",
+    help="Leader lease, at least 2 × --tick; a dead leader is replaced after this.",
 )
 @click.option(
     "--stop-grace",
@@ -178,10 +178,17 @@ def controller_command(
     Example:
       fleetscale controller myproject.tasks:app --target-p99 500ms --min 0 --max 32
     """
-    if not host_id or ":" in host_id or "#" in host_id:
-        raise click.BadParameter("use a name without ':' or '#'", param_hint="--host-id")
-    if tick <= 0 or lease_ttl <= tick:
-        raise click.BadParameter("need 0 < --tick < --lease-ttl", param_hint="--lease-ttl")
+    if not host_id.strip() or not host_id.isprintable() or ":" in host_id or "#" in host_id:
+        raise click.BadParameter(
+            "use a name of printable characters, not only spaces, without ':' or '#'",
+            param_hint="--host-id",
+        )
+    if tick <= 0 or lease_ttl < 2 * tick:
+        raise click.BadParameter(
+            "need 0 < 2 × --tick ≤ --lease-ttl: the leader renews its lease each tick, "
+            "and one slow tick must not lose it",
+            param_hint="--lease-ttl",
+        )
     flags = Policy(target_p99_s=target_p99, min=min_workers, max=max_workers).validate()
     settings = ControllerSettings(
         host_id=host_id,

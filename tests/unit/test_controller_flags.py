@@ -1,0 +1,41 @@
+"""The controller refuses flags that would break the fleet, before it touches Redis."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from fleetscale.cli import main
+from fleetscale.exitcode import ExitCode
+
+APP = "tests.apps.ledger:app"
+UNREACHABLE = "redis://127.0.0.1:1/0"  # a refusal must come before any connection
+
+
+def controller(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["controller", APP, "--redis-url", UNREACHABLE, *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "host_id", ["", "   ", "web\n1", "web\t1", "a:b", "a#b"],
+    ids=["empty", "blank", "newline", "tab", "colon", "hash"],
+)  # fmt: skip
+def test_a_host_id_that_would_garble_status_and_logs_is_refused(host_id: str) -> None:
+    code, output = controller("--host-id", host_id)
+    assert code == ExitCode.USAGE, output
+    assert "--host-id" in output
+
+
+@pytest.mark.parametrize(
+    ("tick", "lease"), [("1s", "1s"), ("4s", "5s"), ("0s", "5s")], ids=["equal", "tight", "zero"]
+)
+def test_a_lease_one_slow_tick_could_lose_is_refused(tick: str, lease: str) -> None:
+    code, output = controller("--tick", tick, "--lease-ttl", lease)
+    assert code == ExitCode.USAGE, output
+    assert "--lease-ttl" in output and "--tick" in output
+
+
+def test_names_with_spaces_or_accents_and_a_lease_of_two_ticks_pass_the_checks() -> None:
+    code, output = controller("--host-id", "hôte 1", "--tick", "2s", "--lease-ttl", "4s")
+    assert code == ExitCode.REDIS_UNREACHABLE, output
