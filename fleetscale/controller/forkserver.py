@@ -8,11 +8,14 @@ fresh interpreter each would take seconds. If the zygote cannot start (say the a
 fails to import), the launch raises `SpawnError`, which the supervisor backs off on;
 the next launch starts a new zygote, so fixed code is picked up. Restart the
 controller to deploy new task code: running zygotes keep what they imported.
+If the zygote dies, its workers drain (they die with their parent); they report it, so
+the supervisor replaces them at once, forked from a new zygote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -25,6 +28,8 @@ from fleetscale.controller.supervisor import Launcher, SpawnError, WorkerProcess
 from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import STATUS_FD_ENV
 from fleetscale.worker.zygote import CONTROL_FD_ENV
+
+log = logging.getLogger("fleetscale.controller")
 
 StartZygote = Callable[[int, int], "subprocess.Popen[bytes]"]
 """Starts the zygote: (status pipe write fd, control socket fd) → process."""
@@ -109,8 +114,11 @@ class ForkServer:
         return None
 
     def _ready_zygote(self) -> socket.socket:
-        if self.zygote is not None and self.zygote.poll() is None and self.control is not None:
-            return self.control
+        zygote, control = self.zygote, self.control
+        if zygote is not None and control is not None:
+            if zygote.poll() is None:
+                return control
+            self._zygote_gone()
         self.close()
         self.generation += 1
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -169,18 +177,24 @@ class ForkServer:
 
     def _zygote_gone(self) -> None:
         """Without the zygote no exit is reported: `ForkedWorker.poll` asks the system."""
-        self.close()
+        pid = self.zygote.pid if self.zygote is not None else None
+        code = self.close()
+        log.warning("the worker fork server (pid %s) exited with code %s; the workers it "
+                    "forked drain and are replaced, forked from a new one", pid, code)  # fmt: skip
 
-    def close(self) -> None:
-        """Stop the zygote (its workers drain on their own)."""
+    def close(self) -> int | None:
+        """Stop the zygote (its workers drain on their own); return its exit code
+        (None when there was none)."""
         if self.control is not None:
             self.control.close()
             self.control = None
+        code = None
         if self.zygote is not None:
             if self.zygote.poll() is None:
                 self.zygote.terminate()
-            self.zygote.wait()
+            code = self.zygote.wait()
             self.zygote = None
+        return code
 
 
 def _silent_exit(code: int) -> str:

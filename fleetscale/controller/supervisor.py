@@ -4,7 +4,8 @@
 imported, connected and registered, so they take jobs within milliseconds), then starts
 cold workers, and keeps `warm` spares in reserve, within the host's capacity. It stops
 starting workers first, then idle ones, with SIGTERM (a drain), and SIGKILL after the
-grace. Workers that die are replaced; a worker that cannot start (say an import error),
+grace. Workers that die are replaced, and so are workers that drain on their own
+(they report it) as soon as they start draining; a worker that cannot start (say an import error),
 or that exits on its own soon after it came up, puts further starts on an exponential
 backoff, so a broken app causes no fork storm.
 Workers report over a status pipe and die with the controller (see
@@ -239,6 +240,11 @@ class Supervisor:
         word, _, rest = line.partition(" ")
         if word == "error":
             handle.error = rest
+            return
+        if word == "stopping":
+            # It drains on its own (say its fork server died): it takes no more jobs,
+            # so it is replaced now, and its exit is no failed start.
+            handle.phase = Phase.STOPPING
             return
         try:
             at_s = float(rest) if rest else self.monotonic()

@@ -1,14 +1,14 @@
 """How a worker started by a controller talks to it, and dies with it.
 
 The controller passes two environment variables: the write end of a status pipe, on
-which the worker reports `warm <t>`, `ready <t>` (t: when, on the system's monotonic
-clock, which parent and child share) or `error <message>` (one line each), and its own
-pid. The worker asks the kernel to send it SIGTERM (a drain) when its parent dies
-(Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks the parent pid, so no
-worker outlives its controller by more than a drain. It ignores SIGINT: Ctrl-C in a
-terminal reaches the whole foreground process group, and the controller, which gets it
-too, drains its workers with SIGTERM (a worker that took the SIGINT as its first stop
-signal would take that SIGTERM as a second and exit mid-job).
+which the worker reports `warm <t>`, `ready <t>`, `stopping <t>` (it drains; t: when,
+on the system's monotonic clock, which parent and child share) or `error <message>`
+(one line each), and its own pid. The worker asks the kernel to send it SIGTERM (a
+drain) when its parent dies (Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks
+the parent pid, so no worker outlives its controller by more than a drain. It ignores
+SIGINT: Ctrl-C in a terminal reaches the whole foreground process group, and the
+controller, which gets it too, drains its workers with SIGTERM (a worker that took the
+SIGINT as its first stop signal would take that SIGTERM as a second and exit mid-job).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Lifeline:
         )
 
     def reached(self, phase: str) -> None:
-        """Tell the controller the worker is now `warm` or `ready`, and when."""
+        """Tell the controller the worker is now `warm`, `ready` or `stopping`, and when."""
         self.report(f"{phase} {time.monotonic():.6f}")
 
     def report(self, status: str) -> None:

@@ -123,15 +123,17 @@ def _report_preflight(warnings: tuple[str, ...], strict: bool) -> None:
 
 
 def install_signal_handlers(
-    consumer: Consumer, go: threading.Event, *, interrupt: bool = True
+    consumer: Consumer, go: threading.Event, lifeline: Lifeline | None = None
 ) -> None:
-    """First SIGTERM (or SIGINT, when `interrupt`) drains; a second exits at once;
-    SIGUSR1 wakes a warm worker (main thread only). A worker started by a controller
-    leaves SIGINT ignored (see `Lifeline.die_with_parent`).
+    """First SIGTERM drains; a second exits at once; SIGUSR1 wakes a warm worker (main
+    thread only). SIGINT too drains, unless a controller started the worker: it then
+    stays ignored (see `Lifeline.die_with_parent`). A drain is reported on the lifeline
+    (`stopping`), so the controller replaces a worker that drains on its own at once.
 
     A drain the worker started on its own (its controller died) is not a first signal:
     the kernel's parent-death SIGTERM may be handled after it.
     """
+    line = lifeline or Lifeline()
     signalled = False
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -139,16 +141,22 @@ def install_signal_handlers(
         if signalled:
             os._exit(ExitCode.FAILURE)
         signalled = True
-        consumer.drain()
+        drain(consumer, line)
         go.set()
 
     def on_go(signum: int, frame: FrameType | None) -> None:
         go.set()
 
     signal.signal(signal.SIGTERM, on_stop)
-    if interrupt:
+    if line.parent_pid is None:
         signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_go)
+
+
+def drain(consumer: Consumer, lifeline: Lifeline) -> None:
+    """Stop taking jobs (finish and ack what is held), and tell the controller."""
+    consumer.drain()
+    lifeline.reached("stopping")
 
 
 def wait_warm(parts: WorkerParts, go: threading.Event, lifeline: Lifeline) -> None:
@@ -157,7 +165,7 @@ def wait_warm(parts: WorkerParts, go: threading.Event, lifeline: Lifeline) -> No
     lifeline.reached("warm")
     while not go.wait(0.5):
         if not lifeline.parent_alive():
-            parts.consumer.drain()
+            drain(parts.consumer, lifeline)
             return
     parts.housekeeper.warm = False
 
@@ -198,13 +206,14 @@ def run_worker(
         raise
     go = threading.Event()
     if in_main_thread():
-        install_signal_handlers(parts.consumer, go, interrupt=lifeline.parent_pid is None)
+        install_signal_handlers(parts.consumer, go, lifeline)
     parts.housekeeper.lifeline = lifeline
     parts.housekeeper.start()
     if warm:
         wait_warm(parts, go, lifeline)
-    lifeline.reached("ready")
-    log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
+    if not parts.consumer.draining:
+        lifeline.reached("ready")
+        log.info("worker %s consuming fleet %r", parts.consumer.worker_id, app.fleet)
     try:
         parts.consumer.run()
     finally:

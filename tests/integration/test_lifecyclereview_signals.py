@@ -42,3 +42,57 @@ def test_ctrl_c_on_a_foreground_controller_drains_its_workers(
     assert proc.wait(timeout_s=60) == 0, proc.output()
     assert finished(ledger_fleet, "slow"), proc.output()
     assert "aborted" not in proc.output()
+
+
+def fork_server_of(controller_pid: int) -> int:
+    """The pid of the controller's fork server (its child running `--zygote`)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == controller_pid and b"--zygote" in argv:
+            return int(entry)
+    raise AssertionError(f"controller {controller_pid} has no fork server")
+
+
+def running_worker_pids(client: Client, keys: FleetKeys) -> set[int]:
+    """Pids of the registered workers that are consuming (not warm, not draining)."""
+    pids = set()
+    for member in client.zrange(keys.workers, 0, -1):
+        fields = client.hgetall(keys.worker(member.decode()))
+        if fields.get(b"state") == b"running":
+            pids.add(int(fields[b"pid"]))
+    return pids
+
+
+@pytest.mark.timeout(180)
+def test_a_dead_fork_server_is_replaced_at_once_and_its_draining_workers_are_no_failed_starts(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> None:
+    """Workers forked by the fork server die with it (they drain: a parent-death
+    SIGTERM). Their jobs finish; replacements start while they drain, from a new fork
+    server; none of that counts as a failed start (no back-off), and the log says what
+    happened."""
+    proc = controller(ledger_fleet, "A", "--min", "2", "--max", "2", "--warm", "1",
+                      "--capacity", "6")  # fmt: skip
+    old = wait_until(lambda: len(p := running_worker_pids(client, keys)) == 2 and p,
+                     timeout_s=60, what="two consuming workers")  # fmt: skip
+    producer = Producer(ledger_fleet.fleet, ledger_fleet.redis_url)
+    for key in ("long-1", "long-2"):
+        producer.submit("record", args=(key, 20.0))
+    wait_until(lambda: started(ledger_fleet, "long-1") and started(ledger_fleet, "long-2"),
+               timeout_s=30, what="both jobs to start")  # fmt: skip
+    os.kill(fork_server_of(proc.pid), signal.SIGKILL)
+    wait_until(lambda: len(running_worker_pids(client, keys) - old) == 2, timeout_s=60,
+               what="two new consuming workers")  # fmt: skip
+    assert not finished(ledger_fleet, "long-1"), "replaced only after the old ones drained"
+    wait_until(lambda: finished(ledger_fleet, "long-1") and finished(ledger_fleet, "long-2"),
+               timeout_s=60, what="the jobs the old workers held")  # fmt: skip
+    assert host_fields(client, keys, "A")["spawn_failures"] == "0", proc.output()
+    assert "fork server" in proc.output() and "failed to start" not in proc.output()
