@@ -1,8 +1,9 @@
 """A controller process: build the reconciler, install the signals, run until stopped.
 
-The first SIGTERM (or Ctrl-C) stops the loop: the lease is handed over, local workers
-drain, the host unregisters. A second exits at once; the workers then drain on their
-own (they die with their controller).
+The first SIGTERM (or Ctrl-C, or SIGHUP: a closed terminal) stops the loop: the lease
+is handed over, local workers drain, the host unregisters. A second exits at once; the
+workers then exit too (the kernel's parent-death SIGTERM is a second stop signal for a
+worker already draining; the jobs it held are run again after --min-idle).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
 
 
 def install_stop_signals(
-    stop: threading.Event, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
+    stop: threading.Event,
+    signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
 ) -> None:
     """First signal: stop cleanly. Second: exit now."""
 

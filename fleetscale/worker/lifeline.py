@@ -6,9 +6,10 @@ on the system's monotonic clock, which parent and child share) or `error <messag
 (one line each), and its own pid. The worker asks the kernel to send it SIGTERM (a
 drain) when its parent dies (Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks
 the parent pid, so no worker outlives its controller by more than a drain. It ignores
-SIGINT: Ctrl-C in a terminal reaches the whole foreground process group, and the
-controller, which gets it too, drains its workers with SIGTERM (a worker that took the
-SIGINT as its first stop signal would take that SIGTERM as a second and exit mid-job).
+SIGINT and SIGHUP: Ctrl-C and a terminal's hangup reach the whole foreground process
+group, and the controller, which gets them too, drains its workers with SIGTERM (a
+worker that took the SIGINT as its first stop signal would take that SIGTERM as a
+second and exit mid-job; SIGHUP would end it at once).
 """
 
 from __future__ import annotations
@@ -69,12 +70,13 @@ class Lifeline:
         return self.parent_pid is None or os.getppid() == self.parent_pid
 
     def die_with_parent(self) -> None:
-        """Get SIGTERM when the parent dies (Linux), and leave SIGINT to the parent;
-        drain now if it has already gone."""
+        """Get SIGTERM when the parent dies (Linux), and leave SIGINT and SIGHUP to the
+        parent; drain now if it has already gone."""
         if self.parent_pid is None:
             return
         if in_main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError, AttributeError):
                 libc = ctypes.CDLL(None, use_errno=True)

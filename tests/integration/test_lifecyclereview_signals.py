@@ -24,21 +24,25 @@ def finished(fleet: LedgerFleet, key: str) -> bool:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("spawn", ["fork", "exec"])
-def test_ctrl_c_on_a_foreground_controller_drains_its_workers(
-    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, spawn: str
+@pytest.mark.parametrize(
+    ("spawn", "signum"),
+    [("fork", signal.SIGINT), ("exec", signal.SIGINT), ("fork", signal.SIGHUP)],
+)
+def test_ctrl_c_or_a_hangup_on_a_foreground_controller_drains_its_workers(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, spawn: str, signum: int
 ) -> None:
-    """Ctrl-C in a terminal signals the whole foreground process group: the controller,
-    its fork server and its workers. The controller drains the workers; a worker must
-    not take the terminal's SIGINT as its first stop signal (the controller's SIGTERM
-    would then be a second one and end it mid-job)."""
+    """Ctrl-C (SIGINT) or a closed terminal (SIGHUP) signals the whole foreground
+    process group: the controller, its fork server and its workers. The controller
+    drains the workers; a worker must not take the terminal's SIGINT as its first stop
+    signal (the controller's SIGTERM would then be a second one and end it mid-job),
+    nor die of its SIGHUP."""
     proc = controller(ledger_fleet, "A", "--min", "1", "--max", "1", "--warm", "0",
                       "--spawn", spawn)  # fmt: skip
     wait_until(lambda: host_fields(client, keys, "A").get("ready") == "1", timeout_s=60,
                what="a ready worker")  # fmt: skip
     Producer(ledger_fleet.fleet, ledger_fleet.redis_url).submit("record", args=("slow", 2.0))
     wait_until(lambda: started(ledger_fleet, "slow"), timeout_s=30, what="the job to start")
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+    os.killpg(proc.pid, signum)  # what the terminal does
     assert proc.wait(timeout_s=60) == 0, proc.output()
     assert finished(ledger_fleet, "slow"), proc.output()
     assert "aborted" not in proc.output()
