@@ -229,9 +229,9 @@ class Reconciler:
                                       owner=owner)  # fmt: skip
             return ms / 1000
 
-        self.clock.calibrate(heartbeat_s, refresh=True)
-        self.recorder.local(counts, self.quota, self.settings.capacity)
+        self.recorder.local(counts, self.quota, self.settings.capacity)  # Redis away too
         self.recorder.spawn_failures(self.supervisor.new_spawn_failures())
+        self.clock.calibrate(heartbeat_s, refresh=True)
 
     def lead(self) -> None:
         """Take or keep the leader lease; a new leader resumes the stored plan's state.
@@ -359,18 +359,23 @@ class Reconciler:
         self.supervisor.ensure(target, busy, capacity=self.settings.capacity)
 
     def _target(self, running: int) -> int:
-        plan = self.plan
-        if plan is None or self.settings.dry_run or self.clock.offset_s is None:
+        """This host's quota in a fresh plan, else `running` (hold the size)."""
+        plan = self._fresh_plan()
+        self.recorder.desired(None if plan is None else plan.desired)
+        if plan is None:
             self.quota = None
             return running
-        age_s = self.clock.now_s() - plan.decided_at_s
-        if age_s > self.settings.plan_stale_s:
-            self.quota = None
-            self.recorder.desired(None)
-            return running
-        self.recorder.desired(plan.desired)
         self.quota = min(plan.quotas.get(self.settings.host_id, 0), self.settings.capacity)
         return self.quota
+
+    def _fresh_plan(self) -> Plan | None:
+        """The plan to follow: None without one, in a dry run, before the Redis clock is
+        calibrated, or once it is older than `plan_stale_s`."""
+        plan = self.plan
+        if plan is None or self.settings.dry_run or self.clock.offset_s is None:
+            return None
+        fresh = self.clock.now_s() - plan.decided_at_s <= self.settings.plan_stale_s
+        return plan if fresh else None
 
     def _busy_pids(self) -> set[int]:
         """Pids of this host's workers that hold entries (stopped last)."""
