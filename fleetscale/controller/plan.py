@@ -71,10 +71,12 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
-        """Parse the stored form."""
-        body = json.loads(text)
-        body["state"] = state_from_dict(body.get("state", {}))
-        body["quotas"] = {str(k): int(v) for k, v in body["quotas"].items()}
+        """Parse the stored form; fields of a newer version are ignored (a rollout runs
+        controllers and CLIs of both versions against one plan)."""
+        stored = json.loads(text)
+        body = {f.name: stored[f.name] for f in dataclasses.fields(cls) if f.name in stored}
+        body["state"] = state_from_dict(stored.get("state", {}))
+        body["quotas"] = {str(k): int(v) for k, v in stored["quotas"].items()}
         return cls(**body)
 
 
