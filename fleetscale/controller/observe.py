@@ -25,6 +25,7 @@ def host_view(member: Member) -> HostView:
         ready=count("ready"),
         starting=count("starting"),
         dry_run=bool(count("dry_run")),
+        failing_starts=bool(count("backoff")),
     )
 
 

@@ -165,6 +165,14 @@ def fresh_signals(observation: Observation, policy: Policy) -> Observation:
     )
 
 
+def _offered(hosts: list[HostView] | tuple[HostView, ...]) -> dict[str, int]:
+    """Capacities with a host whose workers fail to start held to one more than it runs."""
+    return {
+        host.host: min(host.capacity, host.running + 1) if host.failing_starts else host.capacity
+        for host in hosts
+    }
+
+
 def _running(observation: Observation) -> int:
     return sum(host.running for host in observation.hosts)
 
@@ -183,10 +191,18 @@ def _place(step: Step, observation: Observation, state: State) -> tuple[dict[str
     Hosts of dry-run controllers start no worker, so they get no quota, unless every
     host is one (a fleet trying the policy out): then they are placed on as if they ran
     workers, and the recommendation is what a real fleet would be told.
+
+    A host whose workers fail to start is offered one more than it runs (it keeps
+    retrying), and its share goes to hosts that can start workers; it gets back, up
+    to its capacity, only what they cannot hold, so the fleet is never sized down
+    for it.
     """
     hosts = [host for host in observation.hosts if not host.dry_run] or observation.hosts
     capacities = {host.host: host.capacity for host in hosts}
-    quotas = assign_quotas(step.value, capacities, dict(state.quotas))
+    quotas = dict(state.quotas)
+    if any(host.failing_starts for host in hosts):
+        quotas = assign_quotas(step.value, _offered(hosts), quotas)
+    quotas = assign_quotas(step.value, capacities, quotas)
     placed = sum(quotas.values())  # min(step.value, the hosts' total capacity)
     if placed < step.value:
         step = Step(placed, Reason.HOST_CAPACITY, step.urgent, step.record)

@@ -30,6 +30,8 @@ class HostView:
         ready: workers that have registered and are taking jobs.
         starting: workers started but not ready yet.
         dry_run: its controller only recommends: it starts no worker.
+        failing_starts: its workers have been failing to start (its supervisor backs
+            off until one stays up), so quota placed there may not run.
     """
 
     host: str
@@ -38,6 +40,7 @@ class HostView:
     ready: int
     starting: int
     dry_run: bool = False
+    failing_starts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
