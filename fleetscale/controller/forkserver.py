@@ -8,6 +8,9 @@ fresh interpreter each would take seconds. If the zygote cannot start (say the a
 fails to import), the launch raises `SpawnError`, which the supervisor backs off on;
 the next launch starts a new zygote, so fixed code is picked up. Restart the
 controller to deploy new task code: running zygotes keep what they imported.
+A controller's fork server waits for no zygote (`wait_s=0`): while the zygote imports
+the app (seconds for a big one), a launch raises `StartPending` and the controller's
+loop carries on (leader lease, heartbeats); a later launch forks once it is ready.
 If the zygote dies, its workers drain (they die with their parent); they report it, so
 the supervisor replaces them at once, forked from a new zygote.
 """
@@ -23,8 +26,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from fleetscale.controller.supervisor import Launcher, SpawnError, WorkerProcess
+from fleetscale.controller.supervisor import Launcher, SpawnError, StartPending, WorkerProcess
 from fleetscale.exitcode import ExitCode
 from fleetscale.worker.lifeline import STATUS_FD_ENV
 from fleetscale.worker.zygote import CONTROL_FD_ENV
@@ -34,7 +38,59 @@ log = logging.getLogger("fleetscale.controller")
 StartZygote = Callable[[int, int], "subprocess.Popen[bytes]"]
 """Starts the zygote: (status pipe write fd, control socket fd) → process."""
 
-ZYGOTE_START_TIMEOUT_S = 60.0
+ZYGOTE_START_TIMEOUT_S = 600.0
+"""The longest a zygote may take to import the app and report ready, seconds."""
+
+
+@dataclass
+class StartingZygote:
+    """A zygote started but not yet ready.
+
+    Attributes:
+        process: the zygote.
+        status_fd: the read end of its status pipe (non-blocking).
+        control: our end of its control socket.
+        started_s: when it was started, monotonic seconds.
+        received: what it has reported so far.
+    """
+
+    process: subprocess.Popen[bytes]
+    status_fd: int
+    control: socket.socket
+    started_s: float
+    received: bytes = b""
+
+    def first_line(self) -> str | None:
+        """Its first status line (`ready …`, `error …`; '' if it exited without one),
+        or None while it is still starting."""
+        while b"\n" not in self.received:
+            try:
+                chunk = os.read(self.status_fd, 4096)
+            except BlockingIOError:
+                if self.process.poll() is not None:
+                    break
+                if time.monotonic() - self.started_s > ZYGOTE_START_TIMEOUT_S:
+                    return (
+                        f"error the worker fork server was not ready within "
+                        f"{ZYGOTE_START_TIMEOUT_S:.0f}s (is importing the app stuck?)"
+                    )
+                return None
+            if not chunk:
+                break
+            self.received += chunk
+        return self.received.split(b"\n", 1)[0].decode(errors="replace")
+
+    def wait(self, timeout_s: float) -> str | None:
+        """`first_line()`, waiting up to `timeout_s` for it."""
+        deadline = time.monotonic() + timeout_s
+        while (line := self.first_line()) is None and time.monotonic() < deadline:
+            select.select([self.status_fd], [], [], min(0.1, max(0.0, deadline - time.monotonic())))
+        return line
+
+    def close(self) -> None:
+        """Close our ends of the pipe and socket."""
+        os.close(self.status_fd)
+        self.control.close()
 
 
 class ForkedWorker:
@@ -84,10 +140,17 @@ class ForkServer:
     Each zygote started is a new generation. Its exit reports are kept per generation
     and pid until the worker's handle takes them; the workers of a zygote that is gone
     are looked up in the system, by pid and start time.
+
+    Args:
+        start_zygote: starts a zygote process.
+        wait_s: how long a launch waits for a starting zygote before it raises
+            `StartPending`, seconds (0 in a controller: its loop must not block).
     """
 
-    def __init__(self, start_zygote: StartZygote) -> None:
+    def __init__(self, start_zygote: StartZygote, wait_s: float = ZYGOTE_START_TIMEOUT_S) -> None:
         self.start_zygote = start_zygote
+        self.wait_s = wait_s
+        self.starting: StartingZygote | None = None
         self.zygote: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
         self.generation = 0
@@ -119,26 +182,41 @@ class ForkServer:
             if zygote.poll() is None:
                 return control
             self._zygote_gone()
+        starting = self.starting or self._start()
+        line = starting.wait(self.wait_s)
+        if line is None:
+            raise StartPending("the worker fork server is importing the app")
+        self.starting = None
+        if not line.startswith("ready"):
+            starting.process.kill()
+            code = starting.process.wait()
+            starting.close()
+            raise SpawnError(line.removeprefix("error ") or _silent_exit(code))
+        os.close(starting.status_fd)
+        self.zygote, self.control = starting.process, starting.control
+        log.info("worker fork server (pid %d) ready after %.1fs; new workers fork from it "
+                 "and run the task code it imported: restart the controller to run new code",
+                 starting.process.pid, time.monotonic() - starting.started_s)  # fmt: skip
+        return starting.control
+
+    def _start(self) -> StartingZygote:
+        """Start a new zygote (a new generation)."""
         self.close()
         self.generation += 1
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
         try:
-            self.zygote = self.start_zygote(write_fd, theirs.fileno())
+            process = self.start_zygote(write_fd, theirs.fileno())
+        except BaseException:
+            os.close(read_fd)
+            ours.close()
+            raise
         finally:
             os.close(write_fd)
             theirs.close()
-        try:
-            line = _first_line(read_fd, self.zygote, ZYGOTE_START_TIMEOUT_S)
-        finally:
-            os.close(read_fd)
-        if not line.startswith("ready"):
-            self.zygote.kill()
-            code = self.zygote.wait()
-            ours.close()
-            raise SpawnError(line.removeprefix("error ") or _silent_exit(code))
-        self.control = ours
-        return ours
+        self.starting = StartingZygote(process, read_fd, ours, time.monotonic())
+        return self.starting
 
     def _await_pid(self, control: socket.socket) -> int:
         while True:
@@ -189,6 +267,11 @@ class ForkServer:
             self.control.close()
             self.control = None
         code = None
+        if self.starting is not None:
+            self.starting.process.kill()
+            self.starting.process.wait()
+            self.starting.close()
+            self.starting = None
         if self.zygote is not None:
             if self.zygote.poll() is None:
                 self.zygote.terminate()
@@ -204,22 +287,6 @@ def _silent_exit(code: int) -> str:
         f"the worker fork server exited with code {code}{hint} before it was ready; "
         "its error is in this controller's log"
     )
-
-
-def _first_line(fd: int, process: subprocess.Popen[bytes], timeout_s: float) -> str:
-    """The zygote's first status line ('ready' or 'error …'), '' if it exits first."""
-    deadline = time.monotonic() + timeout_s
-    buffer = b""
-    while b"\n" not in buffer and time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], 0.1)
-        if readable:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            buffer += chunk
-        elif process.poll() is not None:
-            break
-    return buffer.split(b"\n", 1)[0].decode(errors="replace")
 
 
 def _exists(pid: int) -> bool:
@@ -266,11 +333,13 @@ def _same_process(pid: int, identity: str | None) -> bool:
 
 def fork_launcher(
     run: Callable[[Sequence[str], Mapping[str, str], Sequence[int]], subprocess.Popen[bytes]],
+    wait_s: float = ZYGOTE_START_TIMEOUT_S,
 ) -> Launcher:
-    """A fork server whose zygote is `run(["--zygote"], …)` (see `worker_command`)."""
+    """A fork server whose zygote is `run(["--zygote"], …)` (see `worker_command`);
+    `wait_s` as in `ForkServer`."""
 
     def start_zygote(status_fd: int, control_fd: int) -> subprocess.Popen[bytes]:
         env = {STATUS_FD_ENV: str(status_fd), CONTROL_FD_ENV: str(control_fd)}
         return run(["--zygote"], env, [status_fd, control_fd])
 
-    return ForkServer(start_zygote)
+    return ForkServer(start_zygote, wait_s)

@@ -112,7 +112,7 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
         options.settings.host_id,
         options.worker_args,
     )
-    launcher = fork_launcher(run) if options.fork else exec_launcher(run)
+    launcher = fork_launcher(run, wait_s=0) if options.fork else exec_launcher(run)
     candidate = lease_id(options.settings.host_id, standby=options.settings.dry_run)
     return Reconciler(
         client=client,

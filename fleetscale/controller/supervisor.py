@@ -51,6 +51,11 @@ class SpawnError(Exception):
     """Raised by a launcher that could not start a worker (the message says why)."""
 
 
+class StartPending(Exception):
+    """Raised by a launcher that cannot start a worker yet, through no failure (say its
+    fork server is still importing the app): ask again later, with no back-off."""
+
+
 class WorkerProcess(Protocol):
     """What the supervisor needs of a worker process (`subprocess.Popen` has it)."""
 
@@ -77,7 +82,7 @@ class Launcher(Protocol):
 
     def __call__(self, *, warm: bool, status_fd: int) -> WorkerProcess:
         """Start the process (the caller closes `status_fd` afterwards); raise
-        `SpawnError` or OSError when it cannot."""
+        `SpawnError` or OSError when it cannot, `StartPending` when not yet."""
         ...
 
 
@@ -345,6 +350,9 @@ class Supervisor:
         os.set_blocking(read_fd, False)
         try:
             process = self.launch(warm=warm, status_fd=write_fd)
+        except StartPending:
+            os.close(read_fd)
+            return False
         except (OSError, SpawnError) as exc:
             os.close(read_fd)
             self._start_failed(
