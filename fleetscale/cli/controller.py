@@ -171,8 +171,9 @@ def controller_command(
     local worker processes at this host's share of the size that meets the target.
 
     The policy flags seed the fleet's stored policy when it has none; afterwards
-    change it with `fleetscale policy FLEET set`. Ctrl-C or SIGTERM stops the
-    workers (they drain first) and hands over the lead.
+    change it with `fleetscale policy FLEET set`. SIGTERM, Ctrl-C or SIGHUP stops
+    the workers (they drain first), hands over the lead and exits 0. Forked workers
+    run the code imported at start: restart to deploy new code (or --spawn exec).
 
     \b
     Example:
