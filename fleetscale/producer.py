@@ -3,8 +3,8 @@
 Submission is non-blocking by default: with `max_backlog` set and the fleet's backlog at
 or above it, `submit` raises `Overloaded` at once; with `timeout_s` it waits up to that
 long for room first. Jobs with an explicit `job_id`, a delay or a backlog limit go
-through one Lua script that checks and adds atomically; the rest are plain pipelined
-XADDs.
+through one Lua script that checks and adds atomically; the rest are plain XADDs, or
+for `submit_many` a script call adding a batch of up to 1000 (`JobStream.add`).
 """
 
 from __future__ import annotations
@@ -291,10 +291,12 @@ class Producer:
     def submit_many(
         self, jobs: Iterable[JobSpec], *, timeout_s: float | None = None, chunk: int = 1000
     ) -> list[str]:
-        """Submit `(task, args, kwargs)` jobs with fresh ids, pipelined; return the ids.
+        """Submit `(task, args, kwargs)` jobs with fresh ids, in chunks; return the ids.
 
-        With `max_backlog`, the backlog is checked once per chunk of `chunk` jobs, and a
-        chunk is admitted whole. Use `submit` for explicit job ids or delays.
+        A chunk of `chunk` jobs is added in batches of up to 1000 (fewer when the jobs
+        are large, see `JobStream.add`), a round trip each; a batch goes into Redis
+        whole or not at all. With `max_backlog`, the backlog is checked once per chunk,
+        and a chunk is admitted whole. Use `submit` for explicit job ids or delays.
 
         Raises:
             Overloaded, SubmitError, RedisUnavailable and others, as `submit` does, also
@@ -309,8 +311,9 @@ class Producer:
         batch: list[bytes] = []
         try:
             wait_s = _wait_s(timeout_s)
-            for spec in jobs:
-                job = _new_job(self._ids.next(), *_unpack_spec(spec, len(ids)))
+            for index, spec in enumerate(jobs):
+                task, args, kwargs = _unpack_spec(spec, index)
+                job = _new_job(self._ids.next(), task, args, kwargs)
                 batch.append(encode_job(job, self.settings.max_payload_bytes))
                 ids.append(job.job_id)
                 if len(batch) >= chunk:
