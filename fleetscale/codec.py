@@ -104,7 +104,7 @@ def _check_runnable(payload: bytes, job: Job) -> None:
                 f"keyword argument {name!r} of task {job.task!r} is a "
                 f"{type(name).__name__}; keyword names must be str"
             )
-    if _too_deep(payload, job.args, job.kwargs):
+    if _too_deep(payload, job):
         raise SubmitError(
             f"arguments of task {job.task!r} nest deeper than {MAX_NESTING} levels, "
             "which a worker refuses; flatten them"
@@ -123,12 +123,20 @@ def _bad_keys(value: Any) -> Iterator[Any]:
             yield from _bad_keys(item)
 
 
-def _too_deep(payload: bytes, args: Any, kwargs: Any) -> bool:
+_ENVELOPE_BYTES = 23
+"""The fewest bytes of a job's map besides its id's and task's characters and its
+`args` and `kwargs` values: the map's header, the keys `id`, `task`, `args` and
+`kwargs` (`n` may be missing), and the headers of the id and task strings."""
+
+
+def _too_deep(payload: bytes, job: Job) -> bool:
     """Whether the arguments nest deeper than `MAX_NESTING`. Nesting needs a byte per
-    level, so short payloads (the common case) skip the walk."""
-    if len(payload) <= MAX_NESTING or not (args or kwargs):
+    level, so a job whose arguments take too few bytes skips the walk: the common case,
+    which the walk cost about 1.2 µs (a 65-byte job of two arguments)."""
+    argument_bytes = len(payload) - _ENVELOPE_BYTES - len(job.job_id) - len(job.task)
+    if argument_bytes <= MAX_NESTING or not (job.args or job.kwargs):
         return False
-    return _depth([args, kwargs], MAX_NESTING + 1) > MAX_NESTING + 1
+    return _depth([job.args, job.kwargs], MAX_NESTING + 1) > MAX_NESTING + 1
 
 
 _CONTAINERS = (list, tuple, dict)
@@ -202,9 +210,10 @@ def decode_job(fields: Mapping[bytes, bytes], max_bytes: int) -> Job:
         and prior >= 0
     ):
         raise _diagnose(body)
-    if _too_deep(payload, args, kwargs):
+    job = Job(job_id, task, args, kwargs, prior)
+    if _too_deep(payload, job):
         raise MalformedJob(f"arguments nest deeper than {MAX_NESTING} levels")
-    return Job(job_id, task, args, kwargs, prior)
+    return job
 
 
 def peek_identity(fields: Mapping[bytes, bytes]) -> tuple[str, str]:
