@@ -1,18 +1,20 @@
 """`Producer.submit_many` of this checkout against an older commit, in interleaved pairs.
 
 Each run is a fresh process that imports fleetscale from one tree (this checkout, or
-the old commit checked out in a temporary git worktree, removed at the end) and
+a commit checked out in a temporary git worktree, removed at the end) and
 submits `--jobs` small jobs with `submit_many` (chunks of 1000) to one private Redis
 (AOF everysec, rewritten between runs, never during one). It reports the producer
 process's CPU time (`time.process_time`) and wall-clock time of the call; the CPU time
 hardly moves with what else a shared machine runs, the wall clock does. The two trees
-take turns going first. Usage: `python -m bench.submit_ab [--base f2224dc] [--jobs
-100000] [--pairs 7] [--args]` (`--args`: jobs with two arguments instead of none).
+take turns going first. Usage: `python -m bench.submit_ab [--base f2224dc] [--head REV]
+[--jobs 100000] [--pairs 7] [--args]` (`--args`: jobs with two arguments instead of
+none; `--head`: a commit instead of this checkout).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -76,9 +79,25 @@ def fresh_stream(client: redis.Redis, pattern: str) -> None:
         time.sleep(0.01)
 
 
+@contextlib.contextmanager
+def checkout(rev: str | None, path: Path) -> Iterator[Path]:
+    """This checkout's tree for None, else `rev` in a git worktree at `path`, removed
+    afterwards."""
+    if rev is None:
+        yield HERE
+        return
+    git = ["git", "-C", str(HERE), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(path), rev], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "remove", "--force", str(path)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="f2224dc")
+    parser.add_argument("--head", help="a commit to run instead of this checkout")
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--args", action="store_true")
@@ -89,34 +108,25 @@ def main() -> None:
         return
 
     results: dict[str, list[dict[str, float]]] = {"base": [], "head": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "base"
-        subprocess.run(
-            ["git", "-C", str(HERE), "worktree", "add", "--detach", str(worktree), opts.base],
-            check=True,
-            capture_output=True,
-        )
-        trees = {"base": worktree, "head": HERE}
-        no_rewrite = ("--auto-aof-rewrite-percentage", "0")
-        try:
-            with EmbeddedRedis(Path(tmp) / "redis", extra_args=no_rewrite) as server:
-                client = redis.Redis.from_url(server.url)
-                for pair in range(opts.pairs):
-                    order = ["base", "head"] if pair % 2 == 0 else ["head", "base"]
-                    for name in order:
-                        fresh_stream(client, "*")
-                        r = one_run(trees[name], server.url, opts.jobs, opts.args)
-                        results[name].append(r)
-                        cpu_us = r["cpu_s"] / opts.jobs * 1e6
-                        rate = opts.jobs / r["wall_s"]
-                        progress = f"pair {pair + 1} {name}: {cpu_us:.2f} µs CPU/job, {rate:,.0f}/s"
-                        print(progress, file=sys.stderr)
-                client.close()
-        finally:
-            subprocess.run(
-                ["git", "-C", str(HERE), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-            )
+    no_rewrite = ("--auto-aof-rewrite-percentage", "0")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        trees = {
+            "base": stack.enter_context(checkout(opts.base, Path(tmp) / "base")),
+            "head": stack.enter_context(checkout(opts.head, Path(tmp) / "head")),
+        }
+        server = stack.enter_context(EmbeddedRedis(Path(tmp) / "redis", extra_args=no_rewrite))
+        client = redis.Redis.from_url(server.url)
+        for pair in range(opts.pairs):
+            for name in ["base", "head"] if pair % 2 == 0 else ["head", "base"]:
+                fresh_stream(client, "*")
+                r = one_run(trees[name], server.url, opts.jobs, opts.args)
+                results[name].append(r)
+                cpu_us, rate = r["cpu_s"] / opts.jobs * 1e6, opts.jobs / r["wall_s"]
+                print(
+                    f"pair {pair + 1} {name}: {cpu_us:.2f} µs CPU/job, {rate:,.0f}/s",
+                    file=sys.stderr,
+                )
+        client.close()
     print(report(results, opts))
 
 
@@ -124,7 +134,8 @@ def report(results: dict[str, list[dict[str, float]]], opts: argparse.Namespace)
     jobs = opts.jobs
     lines = [
         f"{jobs} {'two-argument' if opts.args else 'no-argument'} jobs per run, "
-        f"{opts.pairs} interleaved pairs, base = {opts.base}",
+        f"{opts.pairs} interleaved pairs, base = {opts.base}, "
+        f"head = {opts.head or 'this checkout'}",
         "",
         "| tree | CPU µs/job, median (min–max) | jobs/s, median (min–max) |",
         "| --- | ---: | ---: |",
