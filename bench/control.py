@@ -6,8 +6,11 @@ workers fit on two cores), and a producer here that submits Poisson arrivals fol
 the trace. Every job's ground-truth wait is its start time (written by the task to a
 ledger outside Redis) minus its submit time; the fleet size is read each second from the
 host's heartbeat. The same trace then runs through the simulator with the same policy,
-service time, warm spares and the cold start-up measured here. Prints both side by side
-and the acceptance checks, and saves a plot.
+service time, warm spares, the cold start-up measured here and the controller's decision
+phase: its decision ticks (from the fleet's decision log) fall at some fraction of the
+period after the trace's start, and a step in the load is met up to a period sooner or
+later with it, which moves the whole-run p99 wait. Prints both side by side and the
+acceptance checks, and saves a plot.
 
 Usage: `python -m bench.control [--plot bench/plots/control-step.png]`.
 """
@@ -37,7 +40,7 @@ from fleetscale.producer import Producer
 from fleetscale.sim.engine import SimConfig
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.report import nearest_rank
-from fleetscale.sim.scenario import run_scenario
+from fleetscale.sim.scenario import Outcome, run_scenario
 from fleetscale.sim.service import service_time
 from fleetscale.sim.trace import Trace, parse_trace
 from fleetscale.store import connect
@@ -45,6 +48,7 @@ from fleetscale.store import connect
 FLEET = "control"
 HOST = "bench-host"
 JOB_S = 0.05
+PERIOD_S = 1.0
 TARGET_S = 0.5
 CAPACITY = 40
 WARM = 2
@@ -65,6 +69,8 @@ class Recording:
     startup_s: dict[float, float] = field(default_factory=dict)
     """The host's median spawn-to-ready time as reported each second."""
     t0_wall: float = 0.0
+    decisions: list[tuple[float, int]] = field(default_factory=list)
+    """(t_s from the trace's start, desired workers) of every decision the leader logged."""
 
 
 def produce(producer: Producer, trace: Trace, rec: Recording, seed: int) -> None:
@@ -134,6 +140,8 @@ def run_real(trace: Trace, tmp: Path, seed: int) -> tuple[Recording, float]:
             f"{TARGET_S}s",
             "--warm",
             str(WARM),
+            "--tick",
+            f"{PERIOD_S}s",
             "--log-level",
             "warning",
         ]
@@ -147,6 +155,10 @@ def run_real(trace: Trace, tmp: Path, seed: int) -> tuple[Recording, float]:
             sampler.start()
             produce(Producer(FLEET, server.url), trace, rec, seed)
             time.sleep(5)
+            plans = PlanStore(connect(RedisSettings(url=server.url)), keys, server.url)
+            rec.decisions = [
+                (d["at_s"] - rec.t0_wall, d["desired"]) for d in reversed(plans.decisions(2000))
+            ]
         finally:
             stop.set()
             controller.terminate()
@@ -156,6 +168,56 @@ def run_real(trace: Trace, tmp: Path, seed: int) -> tuple[Recording, float]:
     for key, _pid, wall in read_starts(ledger):
         rec.started_wall.setdefault(key, []).append(wall)
     return rec, cold_s
+
+
+def decision_phase(times_s: list[float], period_s: float) -> float:
+    """Where in the period decisions at `times_s` fall, seconds in [0, period_s).
+
+    Their circular mean modulo the period: a drift-free schedule ticks at one phase, and
+    the jitter of a tick read just before and one just after a period boundary cancels
+    instead of averaging to half a period.
+    """
+    angles = [2 * math.pi * (t % period_s) / period_s for t in times_s]
+    mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
+    phase_s = (mean / (2 * math.pi) * period_s) % period_s
+    return 0.0 if phase_s >= period_s else phase_s  # -1e-17 % 1.0 is 1.0
+
+
+def phase_spread(times_s: list[float], period_s: float, phase_s: float) -> float:
+    """Median distance of the decisions at `times_s` from `phase_s` in the period, s."""
+    gaps = sorted(abs((t - phase_s + period_s / 2) % period_s - period_s / 2) for t in times_s)
+    return gaps[len(gaps) // 2] if gaps else math.nan
+
+
+def simulate_step(trace: Trace, cold_s: float, seed: int, phase_s: float) -> Outcome:
+    """The simulator on `trace` as the real fleet ran: its policy, service time, spares,
+    start-up `cold_s` (seconds) and decision ticks at `phase_s` + k × `PERIOD_S`."""
+    config = SimConfig(
+        target_p99_s=TARGET_S,
+        period_s=PERIOD_S,
+        startup=StartUp(cold_s=cold_s, warm_s=0.005, spares_per_host=WARM),
+        hosts=((HOST, CAPACITY),),
+        seed=seed,
+        decision_phase_s=phase_s,
+    )
+    return run_scenario(
+        trace,
+        "default",
+        policy=Policy(target_p99_s=TARGET_S, max=CAPACITY),
+        service=service_time(JOB_S, 0.0),
+        config=config,
+    )
+
+
+def first_change_after(changes: list[tuple[float, int]], after_s: float) -> str:
+    """'t=61.4s → 12' for the first decision at or after `after_s` that changed the size."""
+    sizes = iter(changes)
+    previous = next(sizes, (0.0, 0))[1]
+    for t_s, desired in sizes:
+        if t_s >= after_s and desired != previous:
+            return f"t={t_s:.2f}s → {desired}"
+        previous = desired
+    return "none"
 
 
 def measure_cold_start(env: dict[str, str]) -> float:
@@ -281,26 +343,18 @@ def main() -> None:
     # machine: they start together, on two busy cores).
     after_step = [v for t, v in sorted(rec.startup_s.items()) if t >= STEP_UP_S + 15]
     cold_s = after_step[0] if after_step else idle_cold_s
-    config = SimConfig(
-        target_p99_s=TARGET_S,
-        period_s=1.0,
-        startup=StartUp(cold_s=cold_s, warm_s=0.005, spares_per_host=WARM),
-        hosts=((HOST, CAPACITY),),
-        seed=args.seed,
-    )
-    sim = run_scenario(
-        trace,
-        "default",
-        policy=Policy(target_p99_s=TARGET_S, max=CAPACITY),
-        service=service_time(JOB_S, 0.0),
-        config=config,
-    )
+    ticks_s = [t for t, _ in rec.decisions]
+    phase_s = decision_phase(ticks_s, PERIOD_S)
+    sim = simulate_step(trace, cold_s, args.seed, phase_s)
     sim_p99 = nearest_rank(sorted(sim.run.waits_s), 0.99)
+    unaligned = simulate_step(trace, cold_s, args.seed, 0.0)
     print(
         f"trace {trace.name}: 20 → 200 → 20 jobs/s, {JOB_S * 1000:.0f} ms jobs, target p99 "
         f"{TARGET_S}s, worker start-up {cold_s * 1000:.0f} ms as the host measured it in the run"
         f" (a fresh interpreter: {idle_cold_s * 1000:.0f} ms on an idle machine),"
-        f" {WARM} warm spares\n"
+        f" {WARM} warm spares, decision ticks at {phase_s:.3f}s + k × {PERIOD_S:g}s"
+        f" as the controller's fell ({len(ticks_s)} decisions logged, half within"
+        f" {phase_spread(ticks_s, PERIOD_S, phase_s) * 1000:.1f} ms of that)\n"
     )
     print(
         "| t (s) | rate/s | real running | real desired | sim ready+starting"
@@ -319,8 +373,16 @@ def main() -> None:
                 f"{sp if sp is None else f'{sp:.3f}'} |"
             )
     print()
+    print(
+        f"first size change after the step up: real {first_change_after(rec.decisions, STEP_UP_S)}"
+        f", sim {first_change_after(sim.run.changes, STEP_UP_S)}"
+    )
     for line in checks(real, rec, sim_p99, sim.summary.worker_seconds):
         print(line)
+    print(
+        f"   (the simulator ticking at whole seconds of the trace, phase 0: wait p99"
+        f" {nearest_rank(sorted(unaligned.run.waits_s), 0.99):.3f}s)"
+    )
     plot(args.plot, trace=trace, rec=rec, real=real, sim_rows=sim_rows, sim_waits=sim_waits)
 
 

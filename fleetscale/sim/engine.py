@@ -2,7 +2,8 @@
 
 Jobs are served in arrival order by whichever worker frees first (a heap of worker free
 times), which is exactly FIFO dispatch from a Redis consumer group with prefetch 1. The
-engine ticks at every decision time (k × `period_s`) and at every whole second: before
+engine ticks at every decision time (k × `period_s`, shifted by `decision_phase_s`; see
+`ticks`) and at every whole second: before
 each tick it starts every job that can start by then, so what the scaler observes at a
 tick is the state at that instant; at a decision time the scaler decides and the pool
 converges to the new quotas; at a whole second the timeline gets its row. A decision
@@ -56,6 +57,11 @@ class SimConfig:
         signal_window_s: complete 1 s telemetry windows merged for wait quantiles.
         rate_window_s: span of the `entries-added` samples behind the arrival rate, s.
         samples_per_worker_s: the sampled waits each worker aims to record per second.
+        decision_phase_s: where the decision ticks fall within a period, seconds in
+            [0, the scaler's period): after the decision at 0 they fall at
+            phase + k × period. A real controller started before the load ticks at some
+            phase of the trace's clock; a step in the load is met up to a period sooner
+            or later depending on it (`bench.control` passes the phase it measured).
     """
 
     target_p99_s: float = 0.5
@@ -66,6 +72,7 @@ class SimConfig:
     signal_window_s: int = 5
     rate_window_s: float = 2.0
     samples_per_worker_s: float = 200.0
+    decision_phase_s: float = 0.0
 
 
 class Scaler(Protocol):
@@ -220,19 +227,38 @@ def check_period(period_s: float, duration_s: float) -> None:
         )
 
 
-def ticks(period_s: float, duration_s: float) -> Iterator[tuple[float, bool, bool]]:
+def check_phase(phase_s: float, period_s: float) -> None:
+    """Refuse a decision phase outside [0, `period_s`), seconds.
+
+    Raises:
+        ConfigurationError: naming the phase and the period.
+    """
+    if not (math.isfinite(phase_s) and 0 <= phase_s < period_s):
+        raise ConfigurationError(
+            f"decision phase {phase_s:g} s must be ≥ 0 and below the period, {period_s:g} s"
+        )
+
+
+def ticks(
+    period_s: float, duration_s: float, phase_s: float = 0.0
+) -> Iterator[tuple[float, bool, bool]]:
     """Yield (now_s, decides, whole_second) in time order (see the module docstring).
 
-    Decision times are k × `period_s` up to `duration_s`, whole seconds 1 … ⌊duration⌋.
-    A decision time within a nanosecond of a whole second is one tick at the decision's
-    time, which keeps runs at a period dividing 1 s or a whole number of seconds as they
-    were before the timeline was made independent of the period.
+    Decision times are `phase_s` + k × `period_s` up to `duration_s`, whole seconds
+    1 … ⌊duration⌋. With a phase > 0 a decision at 0 comes first: it sets the fleet the
+    trace starts with, as a controller already running would have. A decision time within
+    a nanosecond of a whole second is one tick at the decision's time, which keeps runs
+    at a period dividing 1 s or a whole number of seconds as they were before the
+    timeline was made independent of the period.
     """
-    last_decision = math.floor(duration_s / period_s)
+    first = 1 if phase_s > 0 else 0  # the extra decision at 0
+    last_decision = first + math.floor((duration_s - phase_s) / period_s)
     last_second = math.floor(duration_s)
     decision, second = 0, 1
     while decision <= last_decision or second <= last_second:
-        decision_s = decision * period_s if decision <= last_decision else math.inf
+        decision_s = math.inf
+        if decision <= last_decision:
+            decision_s = 0.0 if decision < first else phase_s + (decision - first) * period_s
         if second <= last_second and second < decision_s - _SAME_TICK_S:
             yield float(second), False, True
             second += 1
@@ -248,14 +274,17 @@ def simulate(trace: Trace, scaler: Scaler, service: ServiceTime, config: SimConf
     """Replay `trace` against `scaler`; return the raw run (see `report.summarise`).
 
     Raises:
-        ConfigurationError: for a scaler period `check_period` refuses.
+        ConfigurationError: for a scaler period `check_period` refuses, or a decision
+            phase `check_phase` refuses.
     """
     check_period(scaler.period_s, trace.duration_s)
+    check_phase(config.decision_phase_s, scaler.period_s)
     engine = _Engine(trace, service, config)
     timeline: list[Second] = []
     changes: list[tuple[float, int]] = []
     desired, observed_p99, last_second_started = 0, None, 0
-    for now_s, decides, whole_second in ticks(scaler.period_s, trace.duration_s):
+    phase_s = config.decision_phase_s
+    for now_s, decides, whole_second in ticks(scaler.period_s, trace.duration_s, phase_s):
         engine.serve(now_s)
         if decides:
             observation = engine.observe(now_s)
