@@ -7,7 +7,7 @@ kept as the bytes Redis returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
@@ -35,6 +35,13 @@ def batch_size(payloads: Sequence[bytes]) -> int:
     largest would pass `ADD_BATCH_BYTES`; at least 1."""
     largest = max(map(len, payloads), default=1)
     return max(1, min(ADD_BATCH_JOBS, ADD_BATCH_BYTES // max(largest, 1)))
+
+
+def batches(payloads: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+    """`payloads` cut into consecutive batches of `batch_size(payloads)` jobs."""
+    step = batch_size(payloads)
+    for start in range(0, len(payloads), step):
+        yield payloads[start : start + step]
 
 
 class Delivery(NamedTuple):
@@ -195,9 +202,8 @@ class JobStream:
                 entry_id = self.client.xadd(self.keys.jobs, {JOB_FIELD: payloads[0]})
                 return [cast(EntryId, entry_id)]
             ids: list[EntryId] = []
-            step = batch_size(payloads)
-            for start in range(0, len(payloads), step):
-                ids += self._add(keys=[self.keys.jobs], args=payloads[start : start + step])
+            for batch in batches(payloads):
+                ids += self._add(keys=[self.keys.jobs], args=batch)
             return ids
 
     def fetch(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:

@@ -32,7 +32,7 @@ from fleetscale.config import (
     resolve_redis_url,
 )
 from fleetscale.errors import ConfigurationError, FleetscaleError, Overloaded, SubmitError
-from fleetscale.jobstream import JobStream
+from fleetscale.jobstream import JobStream, batches
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.store import connect, redis_errors, script
 
@@ -300,37 +300,41 @@ class Producer:
 
         Raises:
             Overloaded, SubmitError, RedisUnavailable and others, as `submit` does, also
-            part-way through: the chunks before the failing one are in Redis by then. The
-            error's `submitted` attribute lists their job ids in order (empty when none
-            went in) and its message says how many of how many jobs went in; resubmit
-            only the others. After `RedisUnavailable`, jobs of the failing chunk may be in
-            too (its reply may have been lost).
+            part-way through: the batches before the failing one are in Redis by then.
+            The error's `submitted` attribute lists their job ids in order (empty when
+            none went in) and its message says how many of how many jobs went in;
+            resubmit only the others. After `RedisUnavailable`, jobs of the failing batch
+            may be in too (its reply may have been lost).
         """
         ids: list[str] = []
-        added = 0
-        batch: list[bytes] = []
+        pending: list[bytes] = []
+        added = 0  # jobs in Redis, counted batch by batch: the error lists exactly those
+
+        def add_pending() -> None:
+            nonlocal added
+            if self.settings.max_backlog is not None:
+                self._until_admitted(self._backlog_if_full, wait_s)
+            for batch in batches(pending):
+                self.stream.add(batch)
+                added += len(batch)
+            pending.clear()
+
         try:
             wait_s = _wait_s(timeout_s)
             for index, spec in enumerate(jobs):
                 task, args, kwargs = _unpack_spec(spec, index)
                 job = _new_job(self._ids.next(), task, args, kwargs)
-                batch.append(encode_job(job, self.settings.max_payload_bytes))
+                pending.append(encode_job(job, self.settings.max_payload_bytes))
                 ids.append(job.job_id)
-                if len(batch) >= chunk:
-                    self._add_chunk(batch, wait_s)
-                    added, batch = len(ids), []
-            if batch:
-                self._add_chunk(batch, wait_s)
+                if len(pending) >= chunk:
+                    add_pending()
+            if pending:
+                add_pending()
         except FleetscaleError as exc:
             total = str(len(jobs)) if isinstance(jobs, Sized) else f"at least {len(ids)}"
             _note_submitted(exc, ids[:added], total)
             raise
         return ids
-
-    def _add_chunk(self, payloads: list[bytes], wait_s: float) -> None:
-        if self.settings.max_backlog is not None:
-            self._until_admitted(self._backlog_if_full, wait_s)
-        self.stream.add(payloads)
 
     def _backlog_if_full(self) -> int | None:
         backlog = self.backlog()

@@ -105,7 +105,7 @@ def submit_command(
     """Submit jobs of TASK to FLEET, or the jobs in --file; print each job id on
     stdout, one per line, in submission order.
 
-    Many jobs (--count, --file) are pipelined in chunks of 1000; each chunk's ids are
+    Many jobs (--count, --file) go in chunks of 1000 (a call each; more when large); ids are
     printed once Redis has taken it, so after an error stdout lists the jobs known to
     be in. A summary goes to stderr, and a progress bar too when stderr is a terminal
     and stdout is not.
@@ -160,14 +160,16 @@ def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, time
                 submitted += len(ids)
                 progress.update(len(ids))
     except FleetscaleError as exc:
-        fail(_stopped_part_way(exc, submitted, total), exit_code_for(exc))
+        if part := getattr(exc, "submitted", []):  # the batches of the chunk that went in
+            click.echo("\n".join(part))
+        fail(_stopped_part_way(exc, submitted + len(part), total), exit_code_for(exc))
     return submitted
 
 
 def _stopped_part_way(exc: FleetscaleError, submitted: int, total: int) -> str:
     """The error of a chunk, told in this command's terms: how many of all its jobs went
     in, their ids being on stdout. The producer's own note counts only within the one
-    chunk it was given, which goes in whole or not at all, so it is left out."""
+    chunk it was given, so it is left out."""
     reason = str(exc).partition("; the first ")[0]
     return (
         f"{reason}; {submitted} of {total} jobs were submitted before this "

@@ -10,7 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from fleetscale.cli.submit import _submit_chunks
 from fleetscale.codec import decode_job
+from fleetscale.errors import RedisCommandError
+from fleetscale.exitcode import ExitCode
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client
 from tests.support.procs import REPO
@@ -109,3 +114,30 @@ def test_the_progress_bar_is_drawn_only_where_stderr_is_a_terminal(
     stdout, screen = submit_with_stderr_on_a_terminal(redis_url, fleet, "resize", "--count", "3")
     assert len(stdout.splitlines()) == 3
     assert "submitting" in screen and "100%" in screen, screen
+
+
+class RefusedPartWay:
+    """A producer whose second chunk is refused after its first batch went in."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def submit_many(self, jobs: list[object], **_: object) -> list[str]:
+        self.calls += 1
+        if self.calls == 1:
+            return [f"a{n}" for n in range(len(jobs))]
+        error = RedisCommandError("Redis at redis://h:6379/0 is out of memory")
+        error.submitted = ["b0", "b1"]
+        raise error
+
+
+def test_a_chunk_refused_after_some_of_its_batches_prints_their_ids_and_counts_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    jobs = iter([("resize", (), {})] * 1500)
+    with pytest.raises(SystemExit) as stopped:
+        _submit_chunks(RefusedPartWay(), jobs, 1500, 0.0)  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert stopped.value.code == ExitCode.FAILURE
+    assert out.splitlines() == [f"a{n}" for n in range(1000)] + ["b0", "b1"]
+    assert "1002 of 1500 jobs were submitted before this" in err, err

@@ -73,3 +73,27 @@ def test_the_documented_producer_acl_can_submit_many(tmp_path: Path, fleet: str)
         assert stream_ids(admin, producer.keys) == ids
     finally:
         server.kill()
+
+
+def test_a_chunk_of_several_batches_refused_part_way_lists_the_batches_that_went_in(
+    private_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large jobs cut a chunk into batches: the error listed none of the chunk's jobs as
+    submitted while its first batches were in Redis, and a resubmit ran them twice."""
+    monkeypatch.setattr(jobstream, "ADD_BATCH_BYTES", 100_000)  # 3 batches of about 90 jobs
+    producer = Producer("oom", private_redis.url)
+    client = producer.client
+    jobs = [("noop", ("x" * 1000,), {})] * 250
+    for margin in range(100_000, 1_000_000, 50_000):  # until Redis fills part-way through
+        client.delete(producer.keys.jobs)
+        client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + margin)
+        try:
+            producer.submit_many(jobs, chunk=250)
+        except RedisCommandError as exc:
+            in_redis = stream_ids(client, producer.keys)
+            if in_redis:
+                assert exc.submitted == in_redis
+                return
+        finally:
+            client.config_set("maxmemory", 0)
+    pytest.fail("no maxmemory margin let some batches of the chunk in and refused the rest")
