@@ -97,12 +97,24 @@ class FleetView:
         return asdict(self)
 
 
+def _arrival_sample(member: bytes) -> tuple[int, int] | None:
+    """`(Redis ms, entries-added)` of an `arrivals` member `<ms>:<count>[:…]`; None
+    for one this version cannot read (readers of every version add samples to the
+    set, so a rolling upgrade may hold another version's)."""
+    ms, _, rest = member.partition(b":")
+    count = rest.partition(b":")[0]
+    if not (ms.isdigit() and count.isdigit()):
+        return None
+    return int(ms), int(count)
+
+
 def _parse_snapshot(reply: list[Any]) -> StreamSnapshot:
     now_ms, exists, added, lag, pending, head, live, oldest = reply
     now_ms, added = int(now_ms), int(added)
     rate = None
-    if oldest:
-        sample_ms, sample_count = (int(x) for x in oldest[0].split(b":"))
+    sample = _arrival_sample(oldest[0]) if oldest else None
+    if sample is not None:
+        sample_ms, sample_count = sample
         if now_ms - sample_ms >= 1000:
             rate = max(0, added - sample_count) / ((now_ms - sample_ms) / 1000)
     head_ms = int(head.split(b"-")[0]) if head else now_ms

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from fleetscale.clock import RedisTimeEstimate
-from fleetscale.histogram import Histogram
+from fleetscale.histogram import BUCKET_COUNT, Histogram
 from fleetscale.keys import TELEMETRY_RETENTION_S, TELEMETRY_WINDOW_S, FleetKeys
 from fleetscale.store import Client, redis_errors, script
 
@@ -60,17 +60,37 @@ class WindowDelta:
 
     @classmethod
     def from_fields(cls, raw: dict[bytes, bytes]) -> WindowDelta:
-        """Rebuild a window's totals from its Redis hash."""
+        """Rebuild a window's totals from its Redis hash.
+
+        A field this version does not write is skipped, not fatal: workers of another
+        version flush into the same hashes during a rolling upgrade. That is a name it
+        does not know, a bucket outside its histogram layout (read as one of its own, a
+        finer layout's buckets would be misplaced) or a value that is not an integer.
+        """
         delta = cls()
         for key, value in raw.items():
-            name, count = key.decode(), int(value)
-            if name.startswith(WAIT_PREFIX):
-                delta.wait.counts[int(name[2:])] = count
-            elif name.startswith(RUN_PREFIX):
-                delta.run.counts[int(name[2:])] = count
+            try:
+                name, count = key.decode(), int(value)
+            except ValueError:  # UnicodeDecodeError too
+                continue
+            if name.startswith((WAIT_PREFIX, RUN_PREFIX)):
+                bucket = _bucket_of(name)
+                if bucket is not None:
+                    histogram = delta.wait if name.startswith(WAIT_PREFIX) else delta.run
+                    histogram.counts[bucket] = count
             elif name in COUNTERS:
                 setattr(delta, name, count)
         return delta
+
+
+def _bucket_of(name: str) -> int | None:
+    """The bucket index of a `w:<b>` / `r:<b>` field name; None if it is not one of
+    this histogram layout's buckets."""
+    suffix = name.partition(":")[2]
+    if not suffix.isdigit() or not suffix.isascii():
+        return None
+    bucket = int(suffix)
+    return bucket if bucket < BUCKET_COUNT else None
 
 
 class Sampler:
