@@ -8,6 +8,7 @@ deleting it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -46,6 +47,20 @@ class Member:
     def host(self) -> str:
         """The host the member runs on (its `host` field)."""
         return self.fields.get("host", "")
+
+    def number(self, name: str) -> int | None:
+        """The field `name` as a whole number, rounded down; None when it is missing,
+        empty or not a number. Members of another fleetscale version may lack a field
+        or write it another way (`2.5` CPUs): that reads as 2, not as a failure."""
+        value = self.fields.get(name, "")
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            return math.floor(float(value))
+        except (ValueError, OverflowError):  # '', 'x', 'nan', 'inf'
+            return None
 
 
 class LiveSet:

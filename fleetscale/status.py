@@ -20,14 +20,13 @@ from fleetscale.store import Client, read_bytes, redis_errors
 
 
 def _count(member: Member, name: str) -> int:
-    return int(member.fields.get(name) or 0)
+    return member.number(name) or 0
 
 
 def _quota(member: Member) -> int | None:
     """The quota a host's controller follows now, as its heartbeat says; None while it
     holds its size (no fresh plan) or only recommends (dry run)."""
-    value = member.fields.get("quota")
-    return int(value) if value else None
+    return member.number("quota")
 
 
 def hosts_of(workers: list[Member], hosts: list[Member]) -> list[dict[str, Any]]:

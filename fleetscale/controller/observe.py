@@ -13,10 +13,7 @@ def host_view(member: Member) -> HostView:
     """A host's heartbeat fields as the policy's `HostView` (missing counts are 0)."""
 
     def count(name: str) -> int:
-        try:
-            return int(member.fields.get(name, "0"))
-        except ValueError:
-            return 0
+        return member.number(name) or 0
 
     return HostView(
         host=member.id,
