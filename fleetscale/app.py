@@ -205,9 +205,10 @@ class App:
         return register(fn) if fn is not None else register
 
     def producer(self) -> Producer:
-        """The app's producer, created on first use (thread-safe)."""
+        """The app's producer, created on first use and again after it was closed
+        (thread-safe)."""
         with self._lock:
-            if self._producer is None:
+            if self._producer is None or self._producer.closed:
                 self._producer = Producer(self.fleet, self.redis_url)
             return self._producer
 

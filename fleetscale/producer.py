@@ -208,11 +208,24 @@ class Producer:
         self.stream = JobStream(self.client, self.keys, url)
         self._submit_script = script(self.client, "submit")
         self._ids = JobIds()
+        self._closed = False
 
     @property
     def fleet(self) -> str:
         """The fleet this producer submits to."""
         return self.keys.fleet
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called: the producer then refuses to submit."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        """Raise SubmitError after `close`: redis-py would quietly open a new connection."""
+        if self._closed:
+            raise SubmitError(
+                f"this producer of fleet {self.fleet!r} is closed; create a new Producer"
+            )
 
     def submit(
         self,
@@ -244,9 +257,10 @@ class Producer:
         Raises:
             Overloaded: the backlog is at or above `max_backlog` (after `timeout_s`).
             PayloadTooLarge: the encoded job is larger than `max_payload_bytes`.
-            SubmitError: bad arguments, or `job_id` in use by a different job;
-                RedisUnavailable and others: Redis trouble.
+            SubmitError: bad arguments, `job_id` in use by a different job, or the
+                producer closed; RedisUnavailable and others: Redis trouble.
         """
+        self._check_open()
         delay_ms = _delay_ms(delay_s)
         wait_s = _wait_s(timeout_s)
         job = _new_job(
@@ -319,6 +333,7 @@ class Producer:
                 added += len(batch)
             pending.clear()
 
+        self._check_open()
         try:
             wait_s = _wait_s(timeout_s)
             for index, spec in enumerate(jobs):
@@ -360,11 +375,14 @@ class Producer:
         """Jobs queued or running: the group's lag plus its pending entries, measured as
         `submit` measures it against `max_backlog` (an upper bound when Redis knows no
         lag, after an entry the group had not read was deleted)."""
+        self._check_open()
         _, backlog = self._call_submit_script(b"", None, 0)
         return int(backlog)
 
     def close(self) -> None:
-        """Release the connections."""
+        """Release the connections. The producer then refuses to submit (SubmitError);
+        closing again does nothing."""
+        self._closed = True
         self.client.close()
 
     def __enter__(self) -> Producer:

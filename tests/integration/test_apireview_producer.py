@@ -1,0 +1,55 @@
+"""The public API against a real Redis: a closed producer, delays of every kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from fleetscale import App, Producer
+from fleetscale.config import RedisSettings
+from fleetscale.errors import SubmitError
+from fleetscale.keys import FleetKeys
+from fleetscale.store import Client
+
+
+@pytest.fixture
+def producer(fleet: str, redis_settings: RedisSettings) -> Producer:
+    return Producer(fleet, redis_settings.url)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.submit("t"),
+        lambda p: p.submit("t", job_id="j-1"),
+        lambda p: p.submit_many([("t", (), {})] * 2),
+        lambda p: p.backlog(),
+    ],
+    ids=["submit", "submit-with-id", "submit_many", "backlog"],
+)
+def test_a_closed_producer_refuses_to_submit_instead_of_reconnecting(
+    producer: Producer, client: Client, keys: FleetKeys, call: Callable[[Producer], object]
+) -> None:
+    """redis-py reconnects a closed client on its next command: the job went in and
+    the connection `close` released was open again."""
+    with producer as open_one:
+        open_one.submit("t")
+    with pytest.raises(SubmitError, match="closed; create a new Producer"):
+        call(producer)
+    assert client.xlen(keys.jobs) == 1
+    producer.close()  # a second close does nothing
+
+
+def test_an_app_whose_producer_was_closed_submits_through_a_new_one(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet, redis_url=redis_settings.url)
+
+    @app.task
+    def resize(image_id: str, width: int) -> None: ...
+
+    resize.submit("img-1", width=64)
+    app.producer().close()
+    resize.submit("img-2", width=128)
+    assert client.xlen(keys.jobs) == 2
