@@ -6,9 +6,18 @@
 -- delivered an entry counted one, started or not.)
 -- KEYS[1] jobs stream, KEYS[2] lost-entries stream
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] cursor, ARGV[5] count
--- Returns {next cursor, entries, delivery counts (same order), deleted ids}.
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+-- Returns {next cursor, entries, delivery counts (same order), deleted ids}; nothing
+-- (cursor 0-0) when the group does not exist.
+-- A group that is gone (Redis lost its data: restarted without persistence, flushed,
+-- failed over) has nothing to reclaim: an error here came before every fetch, so a
+-- worker that found the loss at a reclaim retried it for ever and never reached the
+-- fetch that creates the group again.
+local r = redis.pcall('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
   'COUNT', ARGV[5], 'JUSTID')
+if r['err'] then
+  if string.find(r['err'], 'NOGROUP', 1, true) then return {'0-0', {}, {}, {}} end
+  return r
+end
 local ids, deleted = r[2], r[3] or {}
 for _, id in ipairs(deleted) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'entry_id', id,
