@@ -90,19 +90,6 @@ def require_fleet(client: Client, keys: FleetKeys, url: str) -> None:
         )
 
 
-def _read_plan(store: PlanStore) -> Plan | None:
-    """The stored plan; one this version cannot parse is a ConfigurationError naming
-    its likely cause, not a traceback."""
-    try:
-        return store.read()
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"fleet {store.keys.fleet!r} has a plan this version cannot read "
-            f"({type(exc).__name__}: {exc}); run the fleetscale version its controllers run "
-            "(a leader rewrites the plan at each decision)"
-        ) from None
-
-
 def read_status(
     client: Client, keys: FleetKeys, url: str, window_s: float = 10.0
 ) -> dict[str, Any]:
@@ -117,7 +104,7 @@ def read_status(
     view = read_fleet_view(client, keys, url, window_s)
     workers = Registry(client, keys, url).live()
     hosts = LiveSet(client, url, keys.hosts, keys.host).live()
-    plan = _read_plan(PlanStore(client, keys, url))
+    plan = PlanStore(client, keys, url).read()
     policy = PolicyStore(client, keys, url).read()
     rows = hosts_of(workers, hosts)
     leader_host = host_of(leader.decode()) if leader else None

@@ -18,6 +18,7 @@ from typing import Any
 from redis.typing import EncodableT
 
 from fleetscale.controller.policy import Decision, State
+from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client, read_bytes, redis_errors, script, stream_range
 
@@ -114,10 +115,22 @@ class PlanStore:
         self._publish = script(client, "publish")
 
     def read(self) -> Plan | None:
-        """The current plan, or None before any leader wrote one."""
+        """The current plan, or None before any leader wrote one.
+
+        Raises:
+            ConfigurationError: the plan is one this version cannot parse (a controller
+                then holds its size as without a plan, instead of following its last one).
+        """
         with redis_errors(self.url):
             raw = read_bytes(self.client, self.keys.plan)
-        return Plan.from_json(raw) if raw else None
+        try:
+            return Plan.from_json(raw) if raw else None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"fleet {self.keys.fleet!r} has a plan this version cannot read "
+                f"({type(exc).__name__}: {exc}); run the fleetscale version its controllers "
+                "run (a leader rewrites the plan at each decision)"
+            ) from None
 
     def publish(
         self, lease_id: str, token: int, plan: Plan | None, record: Mapping[str, Any]
