@@ -131,8 +131,12 @@ def _unpack_spec(spec: Any, index: int) -> JobSpec:
 
 def _delay_ms(delay_s: float) -> int:
     """`delay_s` seconds as whole milliseconds. Refuses a negative, NaN (it fails both
-    comparisons) or infinite delay, and one so large its milliseconds are infinite."""
-    delay_ms = delay_s * 1000
+    comparisons) or infinite delay, one so large its milliseconds are infinite (an int
+    past a float's range too: it raised OverflowError), and a bool, None or string."""
+    try:
+        delay_ms = math.nan if isinstance(delay_s, bool) else delay_s * 1000.0
+    except (TypeError, OverflowError):
+        delay_ms = math.nan
     if not 0 <= delay_ms < math.inf:
         raise SubmitError(f"bad delay_s={delay_s!r}: use a finite number of seconds ≥ 0")
     return round(delay_ms)

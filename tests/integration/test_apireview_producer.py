@@ -53,3 +53,27 @@ def test_an_app_whose_producer_was_closed_submits_through_a_new_one(
     app.producer().close()
     resize.submit("img-2", width=128)
     assert client.xlen(keys.jobs) == 2
+
+
+@pytest.mark.parametrize(
+    "delay_s",
+    [10**400, "5", None, True, -0.5, float("nan"), 1e306],
+    ids=["int-past-float", "str", "None", "True", "negative", "nan", "inf-ms"],
+)
+def test_a_delay_that_is_no_finite_number_of_seconds_is_refused_naming_it(
+    producer: Producer, client: Client, keys: FleetKeys, delay_s: object
+) -> None:
+    """An int past a float's range raised OverflowError, a string or None TypeError,
+    and True delayed the job by a second."""
+    with pytest.raises(SubmitError, match=r"bad delay_s=.*finite number of seconds ≥ 0"):
+        producer.submit("t", delay_s=delay_s)  # type: ignore[arg-type]
+    assert client.zcard(keys.delayed) == 0
+    assert client.xlen(keys.jobs) == 0
+
+
+@pytest.mark.parametrize(("delay_s", "delayed"), [(0, 0), (0.0, 0), (2, 1), (1e300, 1)])
+def test_a_delay_of_zero_adds_the_job_now_and_any_finite_one_delays_it(
+    producer: Producer, client: Client, keys: FleetKeys, delay_s: float, delayed: int
+) -> None:
+    producer.submit("t", delay_s=delay_s, job_id="once")
+    assert (client.xlen(keys.jobs), client.zcard(keys.delayed)) == (1 - delayed, delayed)
