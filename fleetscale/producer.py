@@ -118,6 +118,17 @@ def _new_job(job_id: str, task: str, args: Any, kwargs: Any) -> Job:
     return Job(job_id, task, tuple(args), dict(kwargs or {}))
 
 
+def _in_name_order(job: Job) -> Job:
+    """`job` with its keyword arguments sorted by name, so that the digest submit.lua
+    keeps for an explicit job id does not depend on their order: a retry passing them
+    in another order was refused as a different job. Names that are not all str are
+    left as they are (`encode_job` refuses them)."""
+    try:
+        return job._replace(kwargs=dict(sorted(job.kwargs.items(), key=lambda kv: kv[0])))
+    except TypeError:
+        return job
+
+
 def _unpack_spec(spec: Any, index: int) -> JobSpec:
     """`(task, args, kwargs)` of `submit_many`'s job number `index` (from 0)."""
     if not isinstance(spec, _PLAIN_ARGS) or len(spec) != 3:
@@ -267,9 +278,10 @@ class Producer:
         self._check_open()
         delay_ms = _delay_ms(delay_s)
         wait_s = _wait_s(timeout_s)
-        job = _new_job(
-            _check_job_id(job_id) if job_id is not None else self._ids.next(), task, args, kwargs
-        )
+        if job_id is None:
+            job = _new_job(self._ids.next(), task, args, kwargs)
+        else:
+            job = _in_name_order(_new_job(_check_job_id(job_id), task, args, kwargs))
         payload = encode_job(job, self.settings.max_payload_bytes)
         if job_id is None and delay_ms == 0 and self.settings.max_backlog is None:
             self.stream.add([payload])

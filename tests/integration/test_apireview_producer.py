@@ -77,3 +77,21 @@ def test_a_delay_of_zero_adds_the_job_now_and_any_finite_one_delays_it(
 ) -> None:
     producer.submit("t", delay_s=delay_s, job_id="once")
     assert (client.xlen(keys.jobs), client.zcard(keys.delayed)) == (1 - delayed, delayed)
+
+
+def test_a_job_resubmitted_with_its_keyword_arguments_in_another_order_is_the_same_job(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    """The dedup digest covered the payload's bytes, kwargs in call order: a retry
+    written `send(body=…, to=…)` was refused as a different job."""
+    app = App(fleet, redis_url=redis_settings.url)
+
+    @app.task(name="mail.send")
+    def send(to: str, body: str) -> None: ...
+
+    first = send.submit_with(kwargs={"to": "a@example.com", "body": "hi"}, job_id="mail-1")
+    again = send.submit_with(kwargs={"body": "hi", "to": "a@example.com"}, job_id="mail-1")
+    assert first == again == "mail-1"
+    assert client.xlen(keys.jobs) == 1
+    with pytest.raises(SubmitError, match="in use by a different job"):
+        send.submit_with(kwargs={"body": "bye", "to": "a@example.com"}, job_id="mail-1")
