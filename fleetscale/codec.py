@@ -3,7 +3,9 @@
 A job is `{"id": str, "task": str, "args": list, "kwargs": {str: …}, "n": int}` where
 `n` counts attempts made before this stream entry (retries re-enter the stream as new
 entries). `decode_job` checks every field and raises `MalformedJob` with a reason that
-a dead letter can carry; it never runs or imports anything named by the payload.
+a dead letter can carry; it never runs or imports anything named by the payload. Other
+fields of the map (a newer version's, during a rolling upgrade) are ignored, and kept
+in `Job.extra` so a retry or a replay writes them back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Job(NamedTuple):
         args: positional arguments (msgpack types only).
         kwargs: keyword arguments (msgpack types only).
         prior_attempts: attempts made before this stream entry (0 for a new job).
+        extra: the map's fields this version does not know, as decoded; encoded back
+            with the job (a newer version's producer may have set them).
     """
 
     job_id: str
@@ -45,6 +49,7 @@ class Job(NamedTuple):
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = _NO_KWARGS
     prior_attempts: int = 0
+    extra: Mapping[str, Any] = _NO_KWARGS
 
 
 def encode_job(job: Job, max_bytes: int) -> bytes:
@@ -57,6 +62,8 @@ def encode_job(job: Job, max_bytes: int) -> bytes:
         "kwargs": dict(job.kwargs),
         "n": job.prior_attempts,
     }
+    if job.extra:
+        body = {**job.extra, **body}
     try:
         payload: bytes = msgpack.packb(body, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -210,10 +217,17 @@ def decode_job(fields: Mapping[bytes, bytes], max_bytes: int) -> Job:
         and prior >= 0
     ):
         raise _diagnose(body)
-    job = Job(job_id, task, args, kwargs, prior)
+    extra = _extra(body) if len(body) > 5 or "n" not in body else _NO_KWARGS
+    job = Job(job_id, task, args, kwargs, prior, extra)
     if _too_deep(payload, job):
         raise MalformedJob(f"arguments nest deeper than {MAX_NESTING} levels")
     return job
+
+
+def _extra(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields of a job's map other than its own five."""
+    extra = {k: v for k, v in body.items() if k not in ("id", "task", "args", "kwargs", "n")}
+    return extra or _NO_KWARGS
 
 
 def peek_identity(fields: Mapping[bytes, bytes]) -> tuple[str, str]:

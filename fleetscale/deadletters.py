@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from fleetscale.codec import Job, MalformedJob, decode_job, encode_job, peek_identity
+from fleetscale.codec import MalformedJob, decode_job, encode_job, peek_identity
 from fleetscale.errors import ConfigurationError
 from fleetscale.jobstream import DeadLetterKeyWrongType
 from fleetscale.keys import FleetKeys
@@ -210,7 +210,7 @@ class DeadLetters:
             except MalformedJob as exc:
                 yield letter_id, f"cannot replay: {exc.reason}"
                 continue
-            fresh = Job(job.job_id, job.task, job.args, job.kwargs, prior_attempts=0)
+            fresh = job._replace(prior_attempts=0)
             streams = [self.keys.jobs, self.keys.dlq]
             payload = encode_job(fresh, _REPLAY_BYTES)
             with self._redis():

@@ -157,6 +157,19 @@ class Consumer:
                 log.warning("final settle failed (%s); try %d of 5", exc, attempt + 1)
                 time.sleep(0.2 * 2**attempt)
 
+    def settle_finished(self) -> None:
+        """Acknowledge, retry or dead-letter the jobs finished so far, now; log a Redis
+        failure, never raise.
+
+        For the watchdog's hard exit (housekeeper thread), while the main thread is
+        stuck in a task: a finished job's ack waits up to `SETTLE_EVERY_S` for the
+        rest of its batch, and a worker exiting first left it pending, to run again.
+        """
+        try:
+            self._settle()
+        except FleetscaleError as exc:
+            log.warning("could not settle the finished jobs before exiting: %s", exc)
+
     def run_once(self) -> int:
         """One turn: settle leftovers, fetch or reclaim a batch, run it, settle it.
 
@@ -347,7 +360,7 @@ class Consumer:
     def _retry(self, delivery: Delivery, job: Job, attempt: int, failure: Failure) -> None:
         base = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
         delay_s = base * (0.5 + 0.5 * self.rng.random())
-        again = Job(job.job_id, job.task, job.args, job.kwargs, prior_attempts=attempt)
+        again = job._replace(prior_attempts=attempt)
         try:
             payload = encode_job(again, max_bytes=2**62)
         except SubmitError as exc:
