@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -95,3 +96,28 @@ def test_a_job_resubmitted_with_its_keyword_arguments_in_another_order_is_the_sa
     assert client.xlen(keys.jobs) == 1
     with pytest.raises(SubmitError, match="in use by a different job"):
         send.submit_with(kwargs={"body": "bye", "to": "a@example.com"}, job_id="mail-1")
+
+
+def test_a_producer_shared_by_threads_gives_every_job_its_own_id_and_loses_none(
+    fleet: str, redis_settings: RedisSettings, client: Client, keys: FleetKeys
+) -> None:
+    app = App(fleet, redis_url=redis_settings.url)
+
+    @app.task
+    def resize(image_id: str, width: int) -> None: ...
+
+    ids: list[list[str]] = [[] for _ in range(8)]
+
+    def submit_from(thread: int) -> None:
+        for n in range(500):
+            ids[thread].append(resize.submit(f"img-{n}", width=thread))
+        ids[thread] += app.producer().submit_many([("resize", ("many", thread), {})] * 500)
+
+    threads = [threading.Thread(target=submit_from, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every_id = [job_id for of_thread in ids for job_id in of_thread]
+    assert len(every_id) == len(set(every_id)) == 8000
+    assert client.xlen(keys.jobs) == 8000
