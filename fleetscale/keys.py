@@ -43,6 +43,28 @@ Redis Cluster slot, so scripts may touch several of its keys at once.
   Capped at about 1 000 entries.
 - `fs:{F}:policy` (string, JSON): the fleet's scaling policy and its version. Never
   expires.
+
+Rolling upgrades: controllers, workers, producers and CLIs of two versions share these
+keys, so every version reads what its neighbours write, by these rules.
+
+- Add, never change: a new piece of data gets a new field name (job map key, hash
+  field, JSON key). Readers skip names they do not know: job map keys (kept and written
+  back on retry and replay), telemetry and heartbeat hash fields, plan, policy (kept,
+  written back by `policy set`) and decision-record keys. A missing field reads as its
+  default or as unknown, never as a failure.
+- Never change a field's type or meaning. A job field of another type is refused, and
+  the job dead-lettered with the field named. Telemetry fields are integers that
+  workers of both versions `HINCRBY`: a non-integer there also breaks the other
+  version's flushes. Heartbeat counts are read rounded down (`2.5` → 2).
+- The histogram layout (the `w:<b>` / `r:<b>` bucket indices) is fixed; a new layout
+  needs new prefixes. Readers skip bucket indices outside their layout.
+- `arrivals` members start `<ms>:<count>`; readers skip a member that does not.
+- A plan this version cannot parse (a field removed or retyped) makes `status` refuse
+  with one line and controllers hold their size as without a plan; the policy state in
+  the plan is resumed by the next leader, so its fields keep their types too.
+- The stream names, the group, the stream field `j`, the dedup string and the Lua
+  scripts' arguments are shared by every version and change only with a full stop of
+  the fleet.
 """
 
 from __future__ import annotations
