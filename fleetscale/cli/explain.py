@@ -41,10 +41,16 @@ def _previous(record: dict[str, Any]) -> str:
 def render(record: dict[str, Any]) -> str:
     """One decision as a few readable lines. A field the record lacks (one written by
     another version of fleetscale) shows as unknown."""
-    inputs = record.get("inputs") or {}
-    obs = inputs.get("observation") or {}
+    inputs = record.get("inputs")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    obs = inputs.get("observation")
+    obs = obs if isinstance(obs, dict) else {}
     at_s = record.get("at_s")
-    when = "unknown " if at_s is None else time.strftime("%H:%M:%SZ", time.gmtime(at_s))
+    when = (
+        "unknown "
+        if not isinstance(at_s, int | float)
+        else time.strftime("%H:%M:%SZ", time.gmtime(at_s))
+    )
     dry = " (dry run)" if record.get("dry_run") else ""
     read_age = record.get("telemetry_age_s")
     stale = (

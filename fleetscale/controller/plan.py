@@ -147,7 +147,16 @@ class PlanStore:
             return bool(self._publish(keys=keys, args=args))
 
     def decisions(self, last: int) -> list[dict[str, Any]]:
-        """The last `last` decision records, newest first."""
+        """The last `last` decision records, newest first; one that is not a JSON object
+        in field `d` (another version's) is an empty record: its fields are unknown."""
         with redis_errors(self.url):
             entries = stream_range(self.client, self.keys.decisions, last, newest_first=True)
-        return [json.loads(fields[b"d"]) for _, fields in entries]
+        return [_record(fields.get(b"d")) for _, fields in entries]
+
+
+def _record(raw: bytes | None) -> dict[str, Any]:
+    try:
+        record = json.loads(raw or b"")
+    except ValueError:  # UnicodeDecodeError too
+        return {}
+    return record if isinstance(record, dict) else {}
