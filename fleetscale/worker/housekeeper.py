@@ -71,6 +71,8 @@ class Housekeeper:
         self.buffer = buffer
         self.clock = clock
         self.watchdog = watchdog
+        if watchdog is not None:
+            watchdog.before_exit = consumer.settle_finished
         self.settings = settings
         self.info = dict(info)
         self.monotonic = monotonic

@@ -5,7 +5,9 @@ attribute writes, nothing on the hot path. The housekeeper thread calls `check` 
 ten times a second: past the soft deadline it sends SIGALRM to the main thread, whose
 handler raises `JobTimeout` inside the task; a task stuck where Python cannot interrupt
 it (a C call) is still running at the hard deadline, and then the process exits so the
-job is redelivered and counted as an attempt.
+job is redelivered and counted as an attempt. Before it exits, it runs `before_exit`
+(the housekeeper settles the jobs the worker had finished, which would otherwise run
+again).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Watchdog:
         self.deadline: float | None = None
         self.limit_s = 0.0
         self.signalled = False
+        self.before_exit: Callable[[], None] | None = None
 
     def arm(self, timeout_s: float, started_s: float) -> None:
         """Start the clock of a job limited to `timeout_s`, started at monotonic
@@ -82,7 +85,11 @@ class Watchdog:
         late_s = self.monotonic() - deadline
         if late_s >= max(HARD_GRACE_S, 0.1 * self.limit_s) and self.hard_exit:
             log.error("job ignored its %.1fs time limit by %.1fs; exiting", self.limit_s, late_s)
-            os._exit(self.exit_code)
+            try:
+                if self.before_exit is not None:
+                    self.before_exit()
+            finally:
+                os._exit(self.exit_code)
         if late_s >= 0 and not self.signalled:
             self.signalled = True
             signal.pthread_kill(self.main_thread_id, signal.SIGALRM)
