@@ -287,6 +287,8 @@ class Consumer:
         if self.lost and delivery.entry_id in self.lost:
             self._forget([delivery.entry_id])
             return
+        if self._dead_kept and delivery.entry_id in self.kept_ids():
+            return  # reclaimed by this worker while kept (it was paused): one letter
         try:
             job = decode_job(delivery.fields, self.settings.max_payload_bytes)
         except MalformedJob as exc:
@@ -405,7 +407,8 @@ class Consumer:
             log.error("%s; %d finished entries cannot be acknowledged", exc, len(settlement))
             lost = []
         except DeadLetterKeyWrongType as exc:
-            kept = settlement.dead
+            # One claimed by another worker since is its to dead-letter.
+            kept = [d for d in settlement.dead if d.entry_id not in self.lost]
             lost = self._settle_keeping_dead(settlement, check, exc)
         if self._dead_kept and not kept:
             log.warning("dead-lettered the %d jobs kept back", self._dead_kept)
@@ -427,9 +430,10 @@ class Consumer:
     ) -> list[EntryId]:
         """Settle all but the dead letters, which the dead-letter key cannot take.
 
-        They stay pending and held (their leases renewed, never run again), and each
-        settle tries them again: a job is neither lost nor run past its last attempt,
-        and the worker goes on with the rest. Returns the entries found lost.
+        They stay pending and held (their leases renewed, even with lease renewal
+        off: see `kept_ids`; never run again), and each settle tries them again: a job
+        is neither lost nor run past its last attempt, and the worker goes on with the
+        rest. Returns the entries found lost.
         """
         if len(settlement.dead) > self._dead_kept:  # an error line only when more are kept
             log.error(
@@ -458,6 +462,13 @@ class Consumer:
         """Entries fetched and not yet settled (any thread)."""
         with self.held_lock:
             return list(self.held)
+
+    def kept_ids(self) -> list[EntryId]:
+        """Entries kept pending because the dead-letter key could not take them (any
+        thread). They wait as long as the key stays wrong, far past `min_idle_s`:
+        their leases must be renewed even with lease renewal off, or a reclaim would
+        run them again."""
+        return [d.entry_id for d in self._unsettled.dead[: self._dead_kept]]
 
     def mark_lost(self, entry_ids: list[EntryId]) -> None:
         """Entries no longer this worker's: do not run or ack them (any thread).

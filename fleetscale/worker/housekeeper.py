@@ -154,11 +154,12 @@ class Housekeeper:
         self.flusher.flush(self.buffer)
 
     def renew(self) -> None:
-        """Keep the leases of held entries (unless renewal is off); learn which were
-        lost to another worker."""
-        held = self.consumer.held_ids()
-        touch = self.settings.renew_leases
-        lost = self.stream.renew(self.consumer.worker_id, held, touch=touch)
+        """Keep the leases of held entries (unless renewal is off: then only of those
+        kept for the dead-letter key); learn which were lost to another worker."""
+        worker_id, touch = self.consumer.worker_id, self.settings.renew_leases
+        lost = self.stream.renew(worker_id, self.consumer.held_ids(), touch=touch)
+        if not touch:
+            lost += self.stream.renew(worker_id, self.consumer.kept_ids(), touch=True)
         if lost:
             # Some may have been settled by the main thread meanwhile; mark_lost
             # keeps only those still held.
