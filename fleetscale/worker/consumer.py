@@ -349,6 +349,10 @@ class Consumer:
                 if watchdog is not None:
                     watchdog.disarm()
         except JobTimeout as exc:
+            if watchdog is not None:
+                # The alarm may have cut the disarm above short: armed, this job's
+                # deadline made the watchdog end the worker later, idle or mid-job.
+                watchdog.disarm()
             return Failure(f"JobTimeout: {exc}", traceback.format_exc(), retriable=True)
         except BaseException as exc:
             # BaseException: a task's own SystemExit or KeyboardInterrupt (the worker's
