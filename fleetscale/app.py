@@ -145,7 +145,9 @@ class App:
     Args:
         fleet: the fleet name; it namespaces every Redis key of the fleet.
         redis_url: the Redis URL for `Task.submit`; otherwise `FLEETSCALE_REDIS_URL`
-            or the default is used (read when the producer is first needed).
+            or the default is used (read when the producer is first needed). In a
+            `fleetscale worker`, unset means the worker's own Redis, so follow-up
+            jobs a task submits go where the worker reads.
     """
 
     def __init__(self, fleet: str, *, redis_url: str | None = None) -> None:

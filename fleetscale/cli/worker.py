@@ -138,6 +138,8 @@ def worker_command(
         lifeline.report(f"error {exc}")
         raise
     redis = redis_settings(redis_url)
+    if app.redis_url is None:  # a task's follow-up submits go where this worker reads
+        app.redis_url = redis.url
 
     def run(warm: bool, lifeline: Lifeline) -> ExitCode:
         # Also in a worker forked by the zygote, which no `reports_errors` wraps.

@@ -52,3 +52,9 @@ def hang(key: str, seconds: float) -> None:
     note("start", key)
     time.sleep(seconds)
     note("done", key)
+
+
+@app.task
+def chain(key: str) -> None:
+    """Submit a follow-up `record(key)` from inside a task (the app's own producer)."""
+    record.submit(key)

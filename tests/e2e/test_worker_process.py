@@ -183,3 +183,15 @@ def test_a_worker_started_with_a_larger_payload_limit_runs_jobs_above_the_defaul
     ledger_fleet.worker("--burst", "--max-payload-bytes", str(2 * MIB)).wait(60)
     assert client.xlen(keys.dlq) == 0, "not dead-lettered as too large"
     assert done_counts(ledger_fleet.ledger) == {big: 1}
+
+
+def test_a_follow_up_job_submitted_by_a_task_goes_to_the_workers_redis(
+    ledger_fleet: LedgerFleet,
+) -> None:
+    """`--redis-url` outranks FLEETSCALE_REDIS_URL for the worker, and for the producer
+    its tasks submit through: that one read only the environment."""
+    Producer(ledger_fleet.fleet, ledger_fleet.redis_url).submit("chain", args=("next",))
+    elsewhere = {"FLEETSCALE_REDIS_URL": "redis://127.0.0.1:1/0"}  # nothing listens there
+    ledger_fleet.worker("--redis-url", ledger_fleet.redis_url, env=elsewhere)
+    wait_until(lambda: done_counts(ledger_fleet.ledger).get("next") == 1, timeout_s=30,
+               what="the follow-up job to run")  # fmt: skip
