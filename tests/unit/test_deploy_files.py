@@ -332,6 +332,11 @@ def test_the_alert_rules_fire_when_meant_to(case: str, tmp_path: Path) -> None:
         for at, on in fires.items()
     ]
     test = {"interval": interval, "input_series": series, "promql_expr_test": checks}
+    assert_alert_test_passes(test, tmp_path)
+
+
+def assert_alert_test_passes(test: dict[str, object], tmp_path: Path) -> None:
+    """Run one promtool rule test of the shipped alert rules; fail with its output."""
     spec = {"rule_files": [str(ALERTS)], "evaluation_interval": "15s", "tests": [test]}
     path = tmp_path / "alerts-test.yml"
     path.write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
