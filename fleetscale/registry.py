@@ -62,6 +62,10 @@ class Member:
         except (ValueError, OverflowError):  # '', 'x', 'nan', 'inf'
             return None
 
+    def count(self, name: str) -> int:
+        """The field `name` as `number` reads it, 0 when unknown (a count it lacks)."""
+        return self.number(name) or 0
+
 
 class LiveSet:
     """Members of one kind, registered by heartbeat (any thread).

@@ -19,10 +19,6 @@ from fleetscale.registry import LiveSet, Member, Registry
 from fleetscale.store import Client, read_bytes, redis_errors
 
 
-def _count(member: Member, name: str) -> int:
-    return member.number(name) or 0
-
-
 def _quota(member: Member) -> int | None:
     """The quota a host's controller follows now, as its heartbeat says; None while it
     holds its size (no fresh plan) or only recommends (dry run)."""
@@ -35,12 +31,12 @@ def hosts_of(workers: list[Member], hosts: list[Member]) -> list[dict[str, Any]]
     rows = [
         {
             "host": h.id,
-            "running": _count(h, "running"),
-            "ready": _count(h, "ready"),
+            "running": h.count("running"),
+            "ready": h.count("ready"),
             "quota": _quota(h),
-            "capacity": _count(h, "capacity"),
-            "warm": _count(h, "warm"),
-            "spawn_failures": _count(h, "spawn_failures"),
+            "capacity": h.count("capacity"),
+            "warm": h.count("warm"),
+            "spawn_failures": h.count("spawn_failures"),
             "last_error": h.fields.get("last_error") or None,
         }
         for h in hosts

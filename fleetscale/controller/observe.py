@@ -11,18 +11,14 @@ from fleetscale.registry import Member
 
 def host_view(member: Member) -> HostView:
     """A host's heartbeat fields as the policy's `HostView` (missing counts are 0)."""
-
-    def count(name: str) -> int:
-        return member.number(name) or 0
-
     return HostView(
         host=member.id,
-        capacity=count("capacity"),
-        running=count("running"),
-        ready=count("ready"),
-        starting=count("starting"),
-        dry_run=bool(count("dry_run")),
-        failing_starts=bool(count("backoff")),
+        capacity=member.count("capacity"),
+        running=member.count("running"),
+        ready=member.count("ready"),
+        starting=member.count("starting"),
+        dry_run=bool(member.count("dry_run")),
+        failing_starts=bool(member.count("backoff")),
     )
 
 
