@@ -142,15 +142,17 @@ class Registry(LiveSet):
         self.keys = keys
         self._retire = script(client, "retire")
 
-    def retire(self, worker_id: str) -> int:
+    def retire(self, worker_id: str) -> int | None:
         """Unregister an exiting worker; delete its consumer only if nothing is pending.
 
-        Returns how many entries it still had pending (they will be reclaimed).
+        Returns how many entries it still had pending (they will be reclaimed), or None
+        when the consumer group is gone (Redis lost its data): nothing left to retire.
         """
         with redis_errors(self.url):
-            return int(
+            pending = int(
                 self._retire(
                     keys=[self.keys.jobs, self.keys.workers, self.keys.worker(worker_id)],
                     args=[GROUP, worker_id],
                 )
             )
+        return None if pending < 0 else pending

@@ -189,6 +189,10 @@ class Housekeeper:
     def retire(self) -> None:
         """Unregister on the way out."""
         pending = self.registry.retire(self.consumer.worker_id)
-        if pending:
+        if pending is None:
+            log.warning("worker %s exits: the consumer group is gone (Redis lost its data), "
+                        "so it has no consumer nor pending jobs to retire",
+                        self.consumer.worker_id)  # fmt: skip
+        elif pending:
             log.warning("worker %s exits with %d entries pending; they will be reclaimed",
                         self.consumer.worker_id, pending)  # fmt: skip

@@ -4,7 +4,10 @@ flushed, failed over) while workers ran."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
+
+import pytest
 
 from fleetscale.app import App
 from fleetscale.config import RedisSettings, WorkerSettings
@@ -77,3 +80,26 @@ def test_a_worker_resuming_a_batch_after_the_group_was_lost_drops_it_and_runs_ne
     producer.submit("work", (3,))  # makes the stream again, without the group
     errors = run_until(consumer, lambda: bool(ran))
     assert ran == [3], f"the job submitted after the loss never ran: {errors}"
+
+
+def test_a_worker_exiting_after_the_group_was_lost_says_so_in_one_line_and_unregisters(
+    fleet: str,
+    redis_settings: RedisSettings,
+    client: Client,
+    keys: FleetKeys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # retire.lua's XPENDING failed with NOGROUP, so the exit logged "retire failed:
+    # … refused a command: NOGROUP … script: <sha>, on @user_script:9".
+    app = App(fleet)
+    parts = build_worker(app, redis_settings, WorkerSettings(block_ms=100))
+    worker_id = parts.consumer.worker_id
+    parts.housekeeper.heartbeat()
+    assert client.zscore(keys.workers, worker_id) is not None
+    client.delete(keys.jobs)  # the data loss: the stream goes, its group with it
+    Producer(fleet, redis_settings.url).submit("work", (1,))  # the stream, no group
+    with caplog.at_level(logging.WARNING, logger="fleetscale.worker"):
+        parts.housekeeper.retire()
+    assert client.zscore(keys.workers, worker_id) is None, "still registered"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "consumer group is gone" in line and "NOGROUP" not in line, line
