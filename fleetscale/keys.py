@@ -61,7 +61,8 @@ keys, so every version reads what its neighbours write, by these rules.
 - `arrivals` members start `<ms>:<count>`; readers skip a member that does not.
 - A plan this version cannot parse (a field removed or retyped) makes `status` refuse
   with one line and controllers hold their size as without a plan; the policy state in
-  the plan is resumed by the next leader, so its fields keep their types too.
+  the plan is resumed by the next leader, so its fields keep their types too; one of
+  another type is resumed as its default.
 - The stream names, the group, the stream field `j`, the dedup string and the Lua
   scripts' arguments are shared by every version and change only with a full stop of
   the fleet.

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from redis.typing import EncodableT
 
@@ -29,15 +30,41 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether `value` (JSON, its lists made tuples) has the type `hint` of a State field.
+
+    A whole number fits a float field (JSON does not tell 1 from 1.0); a bool fits no
+    number field.
+    """
+    if hint is type(None):
+        return value is None
+    if hint is float or hint is int:
+        numbers = (int, float) if hint is float else (int,)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    args = get_args(hint)
+    if isinstance(hint, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if get_origin(hint) is tuple and isinstance(value, tuple):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(item, args[0]) for item in value)
+        return len(value) == len(args) and all(map(_fits, value, args))
+    return False
+
+
 def state_to_dict(state: State) -> dict[str, Any]:
     """The policy state as JSON-ready fields."""
     return dataclasses.asdict(state)
 
 
 def state_from_dict(data: Mapping[str, Any]) -> State:
-    """Rebuild a policy state from its JSON fields; unknown fields are ignored."""
-    names = {f.name for f in dataclasses.fields(State)}
-    return State(**{k: _tuples(v) for k, v in data.items() if k in names})
+    """Rebuild a policy state from its JSON fields, by the rolling-upgrade rules (see
+    `fleetscale.keys`): unknown fields are ignored, and a field of another type (written
+    by another version, `"desired": "3"`) reads as missing: it gets its default."""
+    hints = get_type_hints(State)
+    known = {k: _tuples(v) for k, v in data.items() if k in hints}
+    return State(**{k: v for k, v in known.items() if _fits(v, hints[k])})
 
 
 @dataclass(frozen=True, slots=True)
