@@ -8,6 +8,7 @@ import sys
 import click
 
 from fleetscale.cli.options import (
+    FleetGroup,
     fleet_argument,
     json_option,
     redis_settings,
@@ -29,7 +30,7 @@ def _letters(fleet: str, redis_url: str | None) -> DeadLetters:
     return DeadLetters(client, keys, settings.url)
 
 
-@main.group("dlq")
+@main.group("dlq", cls=FleetGroup)
 @fleet_argument
 @click.pass_context
 def dlq_group(ctx: click.Context, fleet: str) -> None:

@@ -106,6 +106,29 @@ def fleet_argument(fn: Callable[P, R]) -> Callable[P, R]:
     return click.argument("fleet", callback=check)(fn)
 
 
+class FleetGroup(click.Group):
+    """A command group whose first argument is the FLEET, before the command
+    (`fleetscale dlq FLEET list`).
+
+    Without a fleet, click took the command's name for the fleet and then reported
+    "Missing command" (`dlq list`), "No such option" (`dlq list --json`), or printed the
+    whole help as the error (`dlq`); those now name the missing FLEET and the call.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse a call without a FLEET before its command; else parse as click does."""
+        named = bool(args) and args[0] in self.commands
+        fleet_missing = not args or (named and (len(args) < 2 or args[1] not in self.commands))
+        if fleet_missing and not any(a in ctx.help_option_names for a in args):
+            command = args[0] if named else "{" + "|".join(self.commands) + "}"
+            raise click.UsageError(
+                f"missing FLEET: name the fleet before the command, as in "
+                f"{ctx.command_path} FLEET {command}",
+                ctx,
+            )
+        return super().parse_args(ctx, args)
+
+
 def _given_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An explicit `--redis-url ""` (an unset shell variable) is an error, not the default."""
     if value == "":

@@ -7,6 +7,7 @@ import json
 import click
 
 from fleetscale.cli.options import (
+    FleetGroup,
     fleet_argument,
     json_option,
     redis_settings,
@@ -48,7 +49,7 @@ def _print(stored: VersionedPolicy, as_json: bool) -> None:
         click.echo(f"  {key} = {value}  (ignored: unknown to this version)")
 
 
-@main.group("policy")
+@main.group("policy", cls=FleetGroup)
 @fleet_argument
 @click.pass_context
 def policy_group(ctx: click.Context, fleet: str) -> None:

@@ -145,6 +145,23 @@ def test_an_unknown_command_or_option_is_one_line_and_a_usage_exit() -> None:
     assert_one_line(run("status", "media", "--wtach"), ExitCode.USAGE, "--wtach", "--help")
 
 
+@pytest.mark.parametrize(
+    ("args", "call"),
+    [(("dlq", "list"), "fleetscale dlq FLEET list"),
+     (("dlq", "list", "--json"), "fleetscale dlq FLEET list"),
+     (("dlq",), "fleetscale dlq FLEET {list|replay|purge}"),
+     (("policy", "set", "max=3"), "fleetscale policy FLEET set"),
+     (("policy",), "fleetscale policy FLEET {show|set}")],
+    ids=["dlq list", "dlq list --json", "dlq", "policy set", "policy"],
+)  # fmt: skip
+def test_a_group_called_without_its_fleet_says_the_fleet_is_missing_and_how_to_call_it(
+    args: tuple[str, ...], call: str
+) -> None:
+    # Click took the command's name for the fleet: "Missing command.", "No such option
+    # '--json'", or the whole help printed as the error.
+    assert_one_line(run(*args), ExitCode.USAGE, "missing FLEET", call)
+
+
 def test_a_bad_dead_letter_id_is_one_line_and_a_usage_exit(redis_url: str) -> None:
     result = run("dlq", "media", "replay", "1700000000000-0", "foo", "--redis-url", redis_url)
     assert_one_line(result, ExitCode.USAGE, "'foo'", "<ms>-<seq>")
