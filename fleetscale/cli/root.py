@@ -2,11 +2,13 @@
 
 Errors a user can cause print one line, `fleetscale: error: …`, and exit with a named
 code (`fleetscale.exitcode.ExitCode`); click's usage errors are folded into that line
-too, with the `--help` to read.
+too, with the `--help` to read. A closed stdout (`status --watch | head -1`) ends a
+command quietly with exit 0.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +37,19 @@ class OneLineErrors(click.Group):
         except click.Abort:
             click.echo("fleetscale: aborted", err=True)
             sys.exit(int(ExitCode.FAILURE))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; one whose reader closed stdout (`| head`) ends quietly, exit 0.
+
+        The reader took what it wanted, as Ctrl-C ends `status --watch`: a success, not
+        the unexpected failure (exit 1) click makes of it. Stdout then goes to /dev/null,
+        so the interpreter's last flush fails no more (Python's note on SIGPIPE).
+        """
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(int(ExitCode.OK))
 
 
 @click.group(

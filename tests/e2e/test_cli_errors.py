@@ -243,6 +243,30 @@ def test_ctrl_c_ends_status_watch_quietly_with_exit_0(
 
 
 @pytest.mark.parametrize(
+    "args",
+    [("status", "{fleet}", "--watch", "--interval", "100ms"), ("status", "{fleet}", "--json"),
+     ("dlq", "{fleet}", "list", "--json"), ("explain", "{fleet}", "--json"),
+     ("simulate", "--trace", "step")],
+    ids=["status --watch", "status --json", "dlq list --json", "explain --json", "simulate"],
+)  # fmt: skip
+def test_a_closed_stdout_ends_a_command_quietly_with_exit_0(
+    args: tuple[str, ...], fleet: str, redis_settings: RedisSettings
+) -> None:
+    # `status --watch | head -1` exited 1, an unexpected failure, once head had its line.
+    Producer(fleet, redis_settings.url).submit("work")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line: every write fails
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", *(a.format(fleet=fleet) for a in args)]
+    if args[0] != "simulate":
+        argv += ["--redis-url", redis_settings.url]
+    result = subprocess.run(argv, cwd=REPO, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (ExitCode.OK, "")
+
+
+@pytest.mark.parametrize(
     ("option", "value", "words"),
     [("--window", "0", ("1s", "15m")), ("--window", "1h", ("1s", "15m")),
      ("--interval", "0", ("100ms", "24h")), ("--interval", "1e12", ("100ms", "24h"))],
