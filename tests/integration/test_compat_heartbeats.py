@@ -40,3 +40,16 @@ def test_a_host_field_that_is_no_number_reads_as_unknown_not_a_traceback(
                                      "warm": "n/a"})  # fmt: skip
     (row,) = read_status(client, keys, redis_settings.url)["hosts"]
     assert (row["running"], row["quota"], row["warm"], row["capacity"]) == (3, None, 0, 0)
+
+
+def test_a_host_taking_over_a_registration_keeps_none_of_the_other_versions_fields(
+    client: Client, keys: FleetKeys, redis_settings: RedisSettings
+) -> None:
+    # A registration without an owner (a version from before the owner check) is taken
+    # over at once; heartbeat.lua only added fields, so "zone" stayed for good.
+    _register(client, keys, "h1", {"host": "h1", "running": "3", "zone": "eu"})
+    hosts = LiveSet(client, redis_settings.url, keys.hosts, keys.host)
+    hosts.heartbeat("h1", 60, {"host": "h1", "running": 1}, owner="h1#new")
+    (member,) = hosts.live()
+    assert {k: v for k, v in member.fields.items() if k != "seen_ms"} == {
+        "host": "h1", "running": "1", "owner": "h1#new"}  # fmt: skip
