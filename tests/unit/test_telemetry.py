@@ -161,3 +161,23 @@ def test_a_flush_files_the_busy_time_and_outcomes_since_the_last_one() -> None:
     behind = tally.delta(up_s=1.0, busy_s=1.4, done=10, failed=1)  # a read an instant early
     assert behind.busy_us == 0
     assert tally.delta(up_s=1.0, busy_s=2.0, done=10, failed=1).busy_us == 500_000
+
+
+def test_the_recorder_samples_the_jobs_the_sampler_takes_with_their_weights() -> None:
+    # JobRecorder.start runs Sampler.take's countdown itself: the same jobs must be
+    # sampled, their wait and run each recorded once with the sample's weight.
+    expected = Sampler(every=7, target_per_s=1, rng=random.Random(5))
+    weights = [expected.take() for _ in range(3000)]
+    buffer = TelemetryBuffer()
+    sampler = Sampler(every=7, target_per_s=1, rng=random.Random(5))
+    jobs = JobRecorder(buffer, sampler, RedisTimeEstimate(offset_s=1000.0))
+    waits, runs = [], []
+    for i in range(3000):
+        jobs.start(started_s=float(i), entry_id=b"1000000-0")
+        waits.append(sum(d.wait.total() + d.run.total() for d in buffer.take().values()))
+        jobs.finish(run_s=0.01)
+        jobs.commit(now_s=float(i))
+        runs.append(sum(d.run.total() + d.wait.total() for d in buffer.take().values()))
+    assert 300 < sum(map(bool, weights)) < 600
+    assert waits == weights
+    assert runs == weights
