@@ -419,8 +419,11 @@ class Consumer:
         self._dead_kept = len(kept)
         self._unsettled = Settlement(held_since_s=settlement.held_since_s, dead=kept)
         self.stats.lost += len(set(lost) - self.lost)
-        kept_ids = {d.entry_id for d in kept}
-        self._forget([i for i in settlement.entry_ids() if i not in kept_ids])
+        if kept:
+            kept_ids = {d.entry_id for d in kept}
+            self._forget([i for i in settlement.entry_ids() if i not in kept_ids])
+        else:  # the common case: no list built again, an id at a time
+            self._forget(settlement.entry_ids())
         if lost:
             log.warning(
                 "%d entries were claimed by another worker before this one finished; "
