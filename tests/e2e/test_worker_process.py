@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from fleetscale.config import MIB
 from fleetscale.deadletters import DeadLetters
@@ -143,6 +144,13 @@ def test_producers_and_workers_ride_out_a_redis_restart_without_losing_acknowled
                 time.sleep(0.05)
             time.sleep(0.002)
 
+    registered = redis.Redis.from_url(private_redis.url, socket_timeout=5)
+    wait_until(  # a worker still starting when Redis goes exits 3 (unreachable at start)
+        lambda: registered.zcard(FleetKeys(fleet).workers) == len(workers),
+        timeout_s=60,
+        what="both workers registered",
+    )
+    registered.close()
     thread = threading.Thread(target=produce)
     thread.start()
     try:
