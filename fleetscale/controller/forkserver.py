@@ -274,7 +274,7 @@ class ForkServer:
             self.starting = None
         if self.zygote is not None:
             if self.zygote.poll() is None:
-                self.zygote.terminate()
+                self.zygote.kill()  # it holds no job; it ignores SIGTERM while we live
             code = self.zygote.wait()
             self.zygote = None
         return code

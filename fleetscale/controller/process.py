@@ -1,9 +1,8 @@
 """A controller process: build the reconciler, install the signals, run until stopped.
 
 The first SIGTERM (or Ctrl-C, or SIGHUP: a closed terminal) stops the loop: the lease
-is handed over, local workers drain, the host unregisters. A second exits at once; the
-workers then exit too (the kernel's parent-death SIGTERM is a second stop signal for a
-worker already draining; the jobs it held are run again after --min-idle).
+is handed over, local workers drain, the host unregisters. A second kills the workers
+and exits at once (the jobs they held run again after --min-idle).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -128,12 +127,15 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
 
 def install_stop_signals(
     stop: threading.Event,
+    abort: Callable[[], None] = lambda: None,
     signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
 ) -> None:
-    """First signal: stop cleanly. Second: exit now."""
+    """First signal: stop cleanly. Second: `abort` (it must only send signals), then
+    exit now."""
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
+            abort()
             os._exit(ExitCode.FAILURE)
         stop.set()
 
@@ -152,7 +154,7 @@ def run_controller(options: ControllerOptions, redis: RedisSettings) -> ExitCode
         log.error("%s", exc)
         return ExitCode.USAGE
     stop = threading.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, abort=reconciler.supervisor.kill_all)
     s = options.settings
     try:
         if not reconciler.claim_host(2 * s.host_ttl_s + s.tick_s, stop):

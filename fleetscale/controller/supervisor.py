@@ -3,11 +3,12 @@
 `ensure(n)` converges to n active workers: it wakes warm spares first (SIGUSR1; they are
 imported, connected and registered, so they take jobs within milliseconds), then starts
 cold workers, and keeps `warm` spares in reserve, within the host's capacity. It stops
-starting workers first, then idle ones, with SIGTERM (a drain), and SIGKILL after the
-grace. Workers that die are replaced, and so are workers that drain on their own
-(they report it) as soon as they start draining; a worker that cannot start (say an import error),
-or that exits on its own soon after it came up, puts further starts on an exponential
-backoff, so a broken app causes no fork storm.
+starting workers first, then idle ones, with `DRAIN_SIGNAL` (SIGUSR2: a drain, which a
+SIGTERM sent to the whole process group beside it never turns into an exit at once),
+and SIGKILL after the grace. Workers that die are replaced, and so are workers that
+drain on their own (they report it) as soon as they start draining; a worker that
+cannot start (say an import error), or that exits on its own soon after it came up,
+puts further starts on an exponential backoff, so a broken app causes no fork storm.
 Workers report over a status pipe and die with the controller (see
 `fleetscale.worker.lifeline`).
 
@@ -30,7 +31,7 @@ from enum import Enum
 from typing import Protocol
 
 from fleetscale.metrics import LocalWorkers
-from fleetscale.worker.lifeline import HOST_ID_ENV, PARENT_PID_ENV, STATUS_FD_ENV
+from fleetscale.worker.lifeline import DRAIN_SIGNAL, HOST_ID_ENV, PARENT_PID_ENV, STATUS_FD_ENV
 
 log = logging.getLogger("fleetscale.controller")
 
@@ -376,7 +377,7 @@ class Supervisor:
         handle.phase = Phase.STOPPING
         handle.stop_sent_s = self.monotonic()
         with contextlib.suppress(ProcessLookupError):
-            os.kill(handle.pid, signal.SIGTERM)
+            os.kill(handle.pid, DRAIN_SIGNAL)
 
     def _escalate_stops(self) -> None:
         now = self.monotonic()
@@ -390,6 +391,14 @@ class Supervisor:
                             self.settings.stop_grace_s)  # fmt: skip
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(handle.pid, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        """SIGKILL every worker not yet reaped, now: the controller's second stop signal.
+        Only sends signals, so a signal handler may call it; the jobs the workers held run
+        again after their --min-idle."""
+        for handle in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(handle.pid, signal.SIGKILL)
 
     def stop_all(self, grace_s: float | None = None) -> None:
         """Drain every worker, wait up to the grace, kill the rest, reap them all."""

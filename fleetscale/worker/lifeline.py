@@ -7,9 +7,11 @@ on the system's monotonic clock, which parent and child share) or `error <messag
 drain) when its parent dies (Linux `PR_SET_PDEATHSIG`), and its housekeeper also checks
 the parent pid, so no worker outlives its controller by more than a drain. It ignores
 SIGINT and SIGHUP: Ctrl-C and a terminal's hangup reach the whole foreground process
-group, and the controller, which gets them too, drains its workers with SIGTERM (a
-worker that took the SIGINT as its first stop signal would take that SIGTERM as a
-second and exit mid-job; SIGHUP would end it at once).
+group, and the controller, which gets them too, drains its workers (SIGHUP would end
+one at once). The controller asks for a drain with `DRAIN_SIGNAL`, not SIGTERM: a
+SIGTERM sent to the whole process group (systemd's default KillMode, `timeout`) reaches
+the workers too, and they would take their controller's SIGTERM as a second stop signal
+and exit mid-job.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from fleetscale.worker.watchdog import in_main_thread
 STATUS_FD_ENV = "FLEETSCALE_STATUS_FD"
 PARENT_PID_ENV = "FLEETSCALE_PARENT_PID"
 HOST_ID_ENV = "FLEETSCALE_HOST_ID"
+DRAIN_SIGNAL = signal.SIGUSR2
+"""How a controller asks its worker to drain: however often it comes, never an exit."""
 _PR_SET_PDEATHSIG = 1
 
 

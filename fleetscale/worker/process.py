@@ -2,7 +2,8 @@
 
 Signal handlers only set flags: the first SIGTERM (or SIGINT) drains — stop reading,
 finish and ack what is held, flush telemetry, unregister, exit 0 — and a second exits
-at once. Redis unreachable at start exits with `ExitCode.REDIS_UNREACHABLE`; once
+at once. SIGUSR2 (`DRAIN_SIGNAL`, how a controller stops its workers) drains however
+often it comes. Redis unreachable at start exits with `ExitCode.REDIS_UNREACHABLE`; once
 running, the worker rides out Redis outages with capped, jittered backoff.
 """
 
@@ -30,7 +31,7 @@ from fleetscale.store import connect, preflight, redis_errors, redis_time_s
 from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher
 from fleetscale.worker.consumer import Consumer
 from fleetscale.worker.housekeeper import Housekeeper
-from fleetscale.worker.lifeline import Lifeline
+from fleetscale.worker.lifeline import DRAIN_SIGNAL, Lifeline
 from fleetscale.worker.watchdog import Watchdog, in_main_thread
 
 log = logging.getLogger("fleetscale.worker")
@@ -130,8 +131,11 @@ def install_signal_handlers(
     stays ignored (see `Lifeline.die_with_parent`). A drain is reported on the lifeline
     (`stopping`), so the controller replaces a worker that drains on its own at once.
 
-    A drain the worker started on its own (its controller died) is not a first signal:
-    the kernel's parent-death SIGTERM may be handled after it.
+    Neither a drain the worker started on its own (its controller died) nor one its
+    controller asked for (`DRAIN_SIGNAL`) is a first stop signal: the kernel's
+    parent-death SIGTERM may be handled after the first, and a SIGTERM sent to the
+    whole process group (systemd's default KillMode, `timeout`, `kill -- -PGID`)
+    reaches the worker beside its controller's request.
     """
     line = lifeline or Lifeline()
     signalled = False
@@ -141,6 +145,9 @@ def install_signal_handlers(
         if signalled:
             os._exit(ExitCode.FAILURE)
         signalled = True
+        on_drain(signum, frame)
+
+    def on_drain(signum: int, frame: FrameType | None) -> None:
         drain(consumer, line)
         go.set()
 
@@ -150,6 +157,7 @@ def install_signal_handlers(
     signal.signal(signal.SIGTERM, on_stop)
     if line.parent_pid is None:
         signal.signal(signal.SIGINT, on_stop)
+    signal.signal(DRAIN_SIGNAL, on_drain)
     signal.signal(signal.SIGUSR1, on_go)
 
 

@@ -8,8 +8,9 @@ consuming within milliseconds instead of paying a fresh interpreter's start-up o
 busy host. The zygote reaps its children and reports each exit (`exit <pid> <code>`);
 a child exits as `fleetscale worker` would (one error line, the named exit code), and
 holds none of the zygote's own descriptors.
-It exits when the controller closes the socket or dies; its children drain on their own
-(they die with their parent, see `lifeline`).
+It exits when the controller closes the socket or dies, not on a SIGTERM of its own
+while the controller lives; its children drain on their own when it dies (they die
+with their parent, see `lifeline`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ RunWorker = Callable[[bool, Lifeline], ExitCode]
 def serve(control: socket.socket, lifeline: Lifeline, run_worker: RunWorker) -> ExitCode:
     """Fork workers on request until the control socket closes or the parent dies."""
     lifeline.die_with_parent()
-    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(ExitCode.OK))
+    signal.signal(signal.SIGTERM, lambda signum, frame: _exit_if_orphaned(lifeline))
     lifeline.reached("ready")
     while lifeline.parent_alive():
         readable, _, _ = select.select([control], [], [], 0.2)
@@ -53,6 +54,15 @@ def serve(control: socket.socket, lifeline: Lifeline, run_worker: RunWorker) -> 
         )
         control.send(f"pid {pid}".encode())
     return ExitCode.OK
+
+
+def _exit_if_orphaned(lifeline: Lifeline) -> None:
+    """On SIGTERM: exit if the controller is gone (the parent-death signal); else wait
+    for the controller to close the socket. A SIGTERM sent to the whole process group
+    must not end the zygote before its children: they would take their parent's death
+    for a second stop signal and exit mid-job."""
+    if not lifeline.parent_alive():
+        os._exit(ExitCode.OK)
 
 
 def fork_worker(

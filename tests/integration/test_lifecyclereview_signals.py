@@ -26,16 +26,24 @@ def finished(fleet: LedgerFleet, key: str) -> bool:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     ("spawn", "signum"),
-    [("fork", signal.SIGINT), ("exec", signal.SIGINT), ("fork", signal.SIGHUP)],
+    [
+        ("fork", signal.SIGINT),
+        ("exec", signal.SIGINT),
+        ("fork", signal.SIGHUP),
+        ("fork", signal.SIGTERM),
+        ("exec", signal.SIGTERM),
+    ],
 )
-def test_ctrl_c_or_a_hangup_on_a_foreground_controller_drains_its_workers(
+def test_a_stop_signal_to_the_controllers_whole_process_group_drains_its_workers(
     ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, spawn: str, signum: int
 ) -> None:
     """Ctrl-C (SIGINT) or a closed terminal (SIGHUP) signals the whole foreground
-    process group: the controller, its fork server and its workers. The controller
-    drains the workers; a worker must not take the terminal's SIGINT as its first stop
-    signal (the controller's SIGTERM would then be a second one and end it mid-job),
-    nor die of its SIGHUP."""
+    process group: the controller, its fork server and its workers; so does a SIGTERM
+    from systemd's default KillMode (control-group), `timeout` or `kill -- -PGID`. The
+    controller drains the workers; a worker must not take the group's signal as its
+    first stop signal and its controller's drain as a second one (ending it mid-job),
+    nor die of its SIGHUP; the fork server must not die before its workers drained
+    (its death is a stop signal to them)."""
     proc = controller(ledger_fleet, "A", "--min", "1", "--max", "1", "--warm", "0",
                       "--spawn", spawn)  # fmt: skip
     wait_until(lambda: host_fields(client, keys, "A").get("ready") == "1", timeout_s=60,
@@ -100,3 +108,35 @@ def test_a_dead_fork_server_is_replaced_at_once_and_its_draining_workers_are_no_
                timeout_s=60, what="the jobs the old workers held")  # fmt: skip
     assert host_fields(client, keys, "A")["spawn_failures"] == "0", proc.output()
     assert "fork server" in proc.output() and "failed to start" not in proc.output()
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("spawn", ["fork", "exec"])
+def test_a_second_stop_signal_to_the_controller_ends_its_draining_workers_at_once(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, spawn: str
+) -> None:
+    """The first signal drains the workers; the second is "stop now": the controller
+    kills them and exits (the job runs again after --min-idle), rather than leaving
+    them to finish a long job on their own."""
+    proc = controller(ledger_fleet, "A", "--min", "1", "--max", "1", "--warm", "0",
+                      "--spawn", spawn)  # fmt: skip
+    (pid,) = wait_until(lambda: running_worker_pids(client, keys), timeout_s=60,
+                        what="a consuming worker")  # fmt: skip
+    Producer(ledger_fleet.fleet, ledger_fleet.redis_url).submit("record", args=("long", 60.0))
+    wait_until(lambda: started(ledger_fleet, "long"), timeout_s=30, what="the job to start")
+    os.kill(proc.pid, signal.SIGTERM)
+    wait_until(lambda: pid not in running_worker_pids(client, keys), timeout_s=30,
+               what="the worker to drain")  # fmt: skip
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout_s=30) != 0, proc.output()
+    wait_until(lambda: not alive(pid), timeout_s=30, what="the worker to be gone")
+    assert not finished(ledger_fleet, "long"), proc.output()

@@ -1,7 +1,8 @@
 """A stand-in worker process for supervisor tests: speaks the status-pipe protocol.
 
 FAKE_MODE: `ok` (default), `fail` (reports an error and exits 2 while starting),
-`stubborn` (ignores SIGTERM), `crash` (exits 1 soon after becoming ready).
+`stubborn` (ignores SIGTERM and the controller's drain signal), `crash` (exits 1 soon
+after becoming ready).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def on_stop(signum: int, frame: object) -> None:
 
 signal.signal(signal.SIGUSR1, on_go)
 signal.signal(signal.SIGTERM, on_stop)
+signal.signal(signal.SIGUSR2, on_stop)  # the controller's drain (DRAIN_SIGNAL)
 if mode == "fail":
     os.write(fd, b"error cannot import 'app': no module named 'app'\n")
     sys.exit(2)
