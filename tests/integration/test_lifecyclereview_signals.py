@@ -10,7 +10,7 @@ import pytest
 from fleetscale.keys import FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.store import Client
-from tests.support.fleet import LedgerFleet, controller, host_fields
+from tests.support.fleet import LedgerFleet, alive, controller, host_fields
 from tests.support.ledger import read_ledger
 from tests.support.procs import wait_until
 
@@ -108,15 +108,6 @@ def test_a_dead_fork_server_is_replaced_at_once_and_its_draining_workers_are_no_
                timeout_s=60, what="the jobs the old workers held")  # fmt: skip
     assert host_fields(client, keys, "A")["spawn_failures"] == "0", proc.output()
     assert "fork server" in proc.output() and "failed to start" not in proc.output()
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.timeout(120)
