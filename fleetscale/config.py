@@ -19,6 +19,9 @@ from fleetscale.errors import ConfigurationError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_URL_ENV = "FLEETSCALE_REDIS_URL"
+URL_SOURCE_ENV = "FLEETSCALE_URL_SOURCE"
+"""Names the flag that set `REDIS_URL_ENV` for a process started with it (a controller
+sets both for its workers), in the hint of an unreachable Redis."""
 MIB = 1024 * 1024
 DEFAULT_DEDUP_TTL_S = 86_400.0
 

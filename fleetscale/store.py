@@ -8,6 +8,7 @@ hang for minutes on a host cut off by a firewall) and TCP keepalive.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from fleetscale.config import RedisSettings, redact_url
+from fleetscale.config import REDIS_URL_ENV, URL_SOURCE_ENV, RedisSettings, redact_url
 from fleetscale.errors import (
     ConfigurationError,
     FleetscaleError,
@@ -101,6 +102,12 @@ def scrub_password(text: str, url: str) -> str:
     return text
 
 
+def _url_source() -> str:
+    """Where this process's Redis URL is set: a controller names its own flag for the
+    workers it starts (`URL_SOURCE_ENV`)."""
+    return os.environ.get(URL_SOURCE_ENV) or f"--redis-url / {REDIS_URL_ENV}"
+
+
 @contextmanager
 def redis_errors(url: str) -> Iterator[None]:
     """Map redis-py exceptions raised inside the block to fleetscale errors.
@@ -116,7 +123,7 @@ def redis_errors(url: str) -> Iterator[None]:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise RedisUnavailable(
             f"Redis at {where} is unreachable: {_reason(exc, url)}; "
-            "check that it runs and the URL (--redis-url / FLEETSCALE_REDIS_URL)"
+            f"check that it runs and the URL ({_url_source()})"
         ) from None
     except redis.exceptions.OutOfMemoryError:
         raise RedisCommandError(

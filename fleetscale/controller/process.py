@@ -110,6 +110,11 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
         options.worker_redis_url or redis.url,
         options.settings.host_id,
         options.worker_args,
+        url_source=(
+            "the controller's --worker-redis-url / FLEETSCALE_WORKER_REDIS_URL"
+            if options.worker_redis_url
+            else "the controller's --redis-url / FLEETSCALE_REDIS_URL"
+        ),
     )
     launcher = fork_launcher(run, wait_s=0) if options.fork else exec_launcher(run)
     candidate = lease_id(options.settings.host_id, standby=options.settings.dry_run)

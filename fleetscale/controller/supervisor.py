@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from fleetscale.config import REDIS_URL_ENV, URL_SOURCE_ENV
 from fleetscale.metrics import LocalWorkers
 from fleetscale.worker.lifeline import DRAIN_SIGNAL, HOST_ID_ENV, PARENT_PID_ENV, STATUS_FD_ENV
 
@@ -88,10 +89,15 @@ class Launcher(Protocol):
 
 
 def worker_command(
-    app_path: str, redis_url: str, host_id: str, extra_args: Sequence[str] = ()
+    app_path: str,
+    redis_url: str,
+    host_id: str,
+    extra_args: Sequence[str] = (),
+    url_source: str = "the controller's --redis-url / FLEETSCALE_REDIS_URL",
 ) -> Callable[[Sequence[str], Mapping[str, str], Sequence[int]], subprocess.Popen[bytes]]:
     """Runs `python -m fleetscale worker APP [flags]` for this controller: with its
-    Redis URL, host id and pid in the environment, and the given fds passed on."""
+    Redis URL (and the flag that set it, `url_source`, for the worker's hints), host id
+    and pid in the environment, and the given fds passed on."""
 
     def run(
         flags: Sequence[str], env: Mapping[str, str], fds: Sequence[int]
@@ -99,9 +105,10 @@ def worker_command(
         argv = [sys.executable, "-m", "fleetscale", "worker", app_path, *extra_args, *flags]
         full_env = {
             **os.environ,
-            "FLEETSCALE_REDIS_URL": redis_url,
+            REDIS_URL_ENV: redis_url,
             PARENT_PID_ENV: str(os.getpid()),
             HOST_ID_ENV: host_id,
+            URL_SOURCE_ENV: url_source,
             **env,
         }
         return subprocess.Popen(argv, env=full_env, pass_fds=tuple(fds), stdin=subprocess.DEVNULL)

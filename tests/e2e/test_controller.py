@@ -209,6 +209,21 @@ def test_a_worker_app_that_fails_to_import_backs_off_shows_the_error_and_recover
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("spawn", ["fork", "exec"])
+def test_workers_that_cannot_reach_their_redis_name_the_controller_flag_that_set_it(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, spawn: str
+) -> None:
+    """The workers' URL comes from the controller's --worker-redis-url: their
+    unreachable hint must not send the operator to a --redis-url they never set."""
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    proc = controller(ledger_fleet, "A", "--min", "1", "--max", "1", "--warm", "0",
+                      "--spawn", spawn, "--worker-redis-url", nowhere)  # fmt: skip
+    wait_until(lambda: "failed to start" in proc.output(), timeout_s=60, what="a failed start")
+    error = host_fields(client, keys, "A").get("last_error", "") or proc.output()
+    assert "the controller's --worker-redis-url / FLEETSCALE_WORKER_REDIS_URL" in error, error
+
+
+@pytest.mark.timeout(120)
 def test_a_dry_run_controller_recommends_and_exports_metrics_but_starts_nothing(
     ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
 ) -> None:
