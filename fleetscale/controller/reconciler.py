@@ -177,9 +177,12 @@ class Reconciler:
         unregister the host (unless another controller owns the host id now: its
         registration stays)."""
         self.duties.run("resign", self._resign)
+        log.info("controller %s stopping: draining its workers (up to %.0fs)",
+                 self.settings.host_id, self.supervisor.settings.stop_grace_s)  # fmt: skip
         self.supervisor.stop_all()
         if self.displaced is None:
             self.duties.run("unregister", self._unregister)
+        log.info("controller %s stopped", self.settings.host_id)
 
     def _resign(self) -> None:
         # Exported first: it no longer leads even if the resign cannot reach Redis (the

@@ -54,6 +54,7 @@ def test_a_stop_signal_to_the_controllers_whole_process_group_drains_its_workers
     assert proc.wait(timeout_s=60) == 0, proc.output()
     assert finished(ledger_fleet, "slow"), proc.output()
     assert "aborted" not in proc.output()
+    assert "controller A stopped" in proc.output().splitlines()[-1], "its last line says so"
 
 
 def fork_server_of(controller_pid: int) -> int:
