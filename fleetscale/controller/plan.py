@@ -100,9 +100,18 @@ class Plan:
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
         """Parse the stored form; fields of a newer version are ignored (a rollout runs
-        controllers and CLIs of both versions against one plan)."""
+        controllers and CLIs of both versions against one plan).
+
+        Raises:
+            TypeError: a field is missing or of another type; KeyError, ValueError:
+                the quotas are missing or not numbers.
+        """
         stored = json.loads(text)
         body = {f.name: stored[f.name] for f in dataclasses.fields(cls) if f.name in stored}
+        hints = get_type_hints(cls)
+        for name, value in body.items():
+            if name not in ("quotas", "state") and not _fits(value, hints[name]):
+                raise TypeError(f"its {name!r} is {value!r}, not of type {hints[name].__name__}")
         body["state"] = state_from_dict(stored.get("state", {}))
         body["quotas"] = {str(k): int(v) for k, v in stored["quotas"].items()}
         return cls(**body)
