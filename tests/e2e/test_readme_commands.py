@@ -1,20 +1,30 @@
-"""The README's two set-up commands work in a fresh clone with a fresh virtual env.
+"""The README's commands work as written.
+
+The two set-up commands work in a fresh clone with a fresh virtual env.
 
 Command 1 (install + `fleetscale demo`) runs exactly as written. Command 2 installs the
 dev environment and runs pytest; here its pytest step only collects the tests (running
 the whole suite inside one of its own tests would recurse) — `.ci/run` runs command 2
 for real on every CI run.
+
+The five-minute tour runs as written, on the test Redis and a fleet of the test's own:
+its `tasks.py`, its producer snippet, and each of its commands exits 0 (the controller
+and the worker it starts run until a SIGTERM drains them, which exits 0 too).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.procs import REPO
+from tests.support.procs import REPO, Processes, wait_until
 
 
 def readme_commands() -> list[str]:
@@ -60,3 +70,80 @@ def test_the_second_command_installs_the_test_environment(tmp_path: Path) -> Non
     result = run(command, clone)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"\d+ tests collected", result.stdout), result.stdout[-2000:]
+
+
+# -- the five-minute tour ---------------------------------------------------------------
+
+RUNS_UNTIL_STOPPED = ("fleetscale controller ", "fleetscale worker ")
+
+
+def tour_blocks() -> tuple[str, str, list[str]]:
+    """The tour's `tasks.py`, its producer snippet and its command lines, as written."""
+    text = (REPO / "README.md").read_text()
+    tour = text.split("## A five-minute tour", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", tour, re.S)
+    assert [lang for lang, _ in blocks] == ["python", "python", "bash"], "the tour's blocks"
+    lines = [line for line in blocks[2][1].splitlines() if line.strip()]
+    return blocks[0][1], blocks[1][1], lines
+
+
+def in_fleet(text: str, fleet: str, redis_url: str) -> str:
+    """The README's text for this test's fleet and Redis."""
+    text = text.replace("redis://localhost:6379/0", redis_url)
+    return re.sub(r"\bmedia\b", fleet, text)
+
+
+def test_the_tour_runs_as_written(
+    redis_url: str, fleet: str, procs: Processes, tmp_path: Path
+) -> None:
+    tasks, producer, lines = tour_blocks()
+    assert tasks.startswith("# tasks.py\n")
+    (tmp_path / "tasks.py").write_text(in_fleet(tasks, fleet, redis_url))
+    env = {
+        **os.environ,
+        "FLEETSCALE_REDIS_URL": redis_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+    def run_in_tour(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    def shell(line: str) -> subprocess.CompletedProcess[str]:
+        return run_in_tour(["bash", "-c", in_fleet(line, fleet, redis_url)])
+
+    produced = run_in_tour([sys.executable, "-c", in_fleet(producer, fleet, redis_url)])
+    assert produced.returncode == 0, produced.stderr
+
+    background = [line for line in lines if line.startswith(RUNS_UNTIL_STOPPED)]
+    assert len(background) == 2, lines
+    running = [
+        procs.spawn(
+            ["bash", "-c", f"cd {tmp_path} && exec {in_fleet(line, fleet, redis_url)}"],
+            env=env,
+            name=line.split()[1],
+        )
+        for line in background
+    ]
+
+    def leader() -> object:
+        status = shell(f"fleetscale status {fleet} --json")
+        return status.returncode == 0 and json.loads(status.stdout)["leader"]
+
+    wait_until(leader, timeout_s=60, what="a leading controller")
+
+    for line in lines:
+        if line in background:
+            continue
+        result = shell(line)
+        assert result.returncode == 0, f"{line}\n{result.stderr}"
+        if "--json" in line:
+            json.loads(result.stdout)
+    assert len((tmp_path / "ids").read_text().splitlines()) == 1000
+    policy = json.loads(shell(f"fleetscale policy {fleet} show --json").stdout)
+    assert policy["version"] > 1 and policy["policy"]["max"] == 64
+
+    for proc in running:  # "the first SIGTERM drains … exit 0"; the controller's too
+        proc.signal(signal.SIGTERM)
+    assert [proc.wait(60) for proc in running] == [0, 0], [p.output()[-2000:] for p in running]

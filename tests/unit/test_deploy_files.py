@@ -39,6 +39,7 @@ import pytest
 
 from fleetscale.cli import main
 from fleetscale.controller.policy import Policy, Reason
+from fleetscale.exitcode import ExitCode
 from fleetscale.metrics import METRICS, WAIT_QUANTILES, PrometheusRecorder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -774,3 +775,55 @@ def test_completion_completes_a_command_name() -> None:
         [sys.executable, "-c", COMPLETE], env=env, capture_output=True, text=True, check=False
     )
     assert result.stdout.split() == ["plain,controller"], result.stdout + result.stderr
+
+
+# -- the README's tables ----------------------------------------------------------------
+
+README = REPO / "README.md"
+
+
+def readme_section(title: str) -> str:
+    """The text of the README section `## title`, up to the next `## `."""
+    return README.read_text(encoding="utf-8").split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_configuration_table_names_real_flags_with_their_defaults() -> None:
+    """Each `command --flag` (or shared `--flag`) of the README's table exists, with its
+    env variable and, where the cell is a value, the default its `--help` shows."""
+    by_path = dict(commands())
+    problems, checked = [], 0
+    for first, row in table_rows(readme_section("Configuration")).items():
+        parts, defaults = first.split("` / `"), row[2].split("` / `")
+        path = ""
+        for index, part in enumerate(parts):
+            found = re.fullmatch(r"(?:(\w+) )?(--[\w-]+)", part)
+            if not found:
+                continue  # an API argument: Producer(max_backlog=), @app.task(timeout_s=)
+            path, flag = found.group(1) or path, found.group(2)
+            options = [
+                (param, command)
+                for name, command in by_path.items()
+                if not path or name == path
+                for param in command.params
+                if isinstance(param, click.Option) and flag in param.opts
+            ]
+            if not options:
+                problems.append(f"`{part}`: no such flag")
+                continue
+            checked += 1
+            param, command = options[0]
+            env = param.envvar if isinstance(param.envvar, str) else ""
+            if env != row[1]:
+                problems.append(f"`{part}`: env {env!r}, the README {row[1]!r}")
+            default = shown_default(param, command)
+            cell = defaults[index] if len(defaults) == len(parts) else row[2]
+            if default is not None and re.fullmatch(r"[\w.]+", cell) and not _same(default, cell):
+                problems.append(f"`{part}`: --help says {default!r}, the README {cell!r}")
+    assert checked >= 20, "the README's configuration table was not found"
+    assert not problems, "README.md's configuration table is out of date:\n" + "\n".join(problems)
+
+
+def test_the_readme_exit_codes_are_the_named_exit_codes() -> None:
+    rows = table_rows(readme_section("Exit codes"))
+    documented = {(int(code), row[1]) for code, row in rows.items() if code.isdigit()}
+    assert documented == {(int(code), code.name) for code in ExitCode}
