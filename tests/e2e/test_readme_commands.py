@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +94,27 @@ def in_fleet(text: str, fleet: str, redis_url: str) -> str:
     return re.sub(r"\bmedia\b", fleet, text)
 
 
+def documented_fields(after: str) -> set[str]:
+    """The field names of the README's JSON table after the line starting `after`."""
+    text = (REPO / "README.md").read_text()
+    table = text.split(after, 1)[1].split("| field | meaning |", 1)[1].split("\n\n", 1)[0]
+    first_cells = [row.split("|")[1] for row in table.splitlines()[2:]]
+    return {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
+
+
+def documented_object(after: str) -> tuple[set[str], set[str]]:
+    """The outer and inner names of an inline `{"a", "b": [{"c", …}]}` of the README."""
+    text = (REPO / "README.md").read_text().split(after, 1)[1].split("\n\n", 1)[0]
+    outer, inner = text.split("[{", 1)
+    return set(re.findall(r'"(\w+)"', outer)), set(re.findall(r'"(\w+)"', inner.split("}]")[0]))
+
+
+def test_simulate_json_has_the_fields_the_readme_lists() -> None:
+    argv = [sys.executable, "-m", "fleetscale", "simulate", "--trace", "step", "--json"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    assert set(json.loads(result.stdout)) == documented_fields("`fleetscale simulate --json`")
+
+
 def test_the_tour_runs_as_written(
     redis_url: str, fleet: str, procs: Processes, tmp_path: Path
 ) -> None:
@@ -143,6 +165,22 @@ def test_the_tour_runs_as_written(
     assert len((tmp_path / "ids").read_text().splitlines()) == 1000
     policy = json.loads(shell(f"fleetscale policy {fleet} show --json").stdout)
     assert policy["version"] > 1 and policy["policy"]["max"] == 64
+    assert set(policy) == {"version", "policy", "ignored"}
+
+    status = json.loads(shell(f"fleetscale status {fleet} --json").stdout)
+    assert set(status) == documented_fields("`fleetscale status FLEET --json` prints")
+    explained = json.loads(shell(f"fleetscale explain {fleet} --json").stdout)
+    outer, inner = documented_object("`fleetscale explain FLEET --json` prints")
+    assert (set(explained), set(explained["decisions"][0])) == (outer, inner)
+    assert shell(f"fleetscale submit {fleet} no.such.task").returncode == 0  # a dead letter
+
+    def letters() -> dict[str, Any]:
+        listed: dict[str, Any] = json.loads(shell(f"fleetscale dlq {fleet} list --json").stdout)
+        return listed if listed["count"] else {}
+
+    listed = wait_until(letters, timeout_s=60, what="a dead letter")
+    outer, inner = documented_object("`fleetscale dlq FLEET list --json` prints")
+    assert (set(listed), set(listed["entries"][0])) == (outer, inner)
 
     for proc in running:  # "the first SIGTERM drains … exit 0"; the controller's too
         proc.signal(signal.SIGTERM)
