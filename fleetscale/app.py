@@ -107,7 +107,12 @@ def deferred_kind(value: object) -> str | None:
 
     A task that returns one did none of its work (a plain function wrapping an async
     one): the worker fails the job rather than count it done.
+
+    Called on every job's result: None, what most tasks return, is answered first (the
+    `isawaitable` check, an ABC lookup, was about a sixth of a no-op job's instructions).
     """
+    if value is None:
+        return None
     if inspect.iscoroutine(value):
         return "a coroutine"
     if inspect.isawaitable(value):

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from fleetscale.app import App, load_app
+from fleetscale.app import App, deferred_kind, load_app
 from fleetscale.errors import AppImportError, TaskError
 
 
@@ -61,6 +61,38 @@ def test_a_task_whose_call_does_none_of_its_work_is_refused_at_registration(
     # A worker calls a task and goes on: the body of these would never run.
     with pytest.raises(TaskError, match=kind):
         App("media").task(fn)
+
+
+async def _awaitable() -> None: ...
+
+
+class Later:
+    def __await__(self) -> Iterator[None]:
+        yield
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda: None, None),
+        (lambda: 0, None),
+        (lambda: [], None),
+        (lambda: iter([1]), None),
+        (lines, "a generator"),
+        (stream_pages, "an async generator"),
+        (Later, "an awaitable Later"),
+    ],
+)
+def test_deferred_kind_names_only_work_that_has_not_run(
+    make: Callable[[], object], kind: str | None
+) -> None:
+    assert deferred_kind(make()) == kind
+
+
+def test_deferred_kind_names_a_coroutine() -> None:
+    coroutine = _awaitable()
+    assert deferred_kind(coroutine) == "a coroutine"
+    coroutine.close()
 
 
 @pytest.mark.parametrize(
