@@ -647,6 +647,19 @@ def test_every_flag_in_the_compose_commands_exists(compose: dict[str, Any]) -> N
     assert checked >= 2
 
 
+def test_every_flag_in_the_kubernetes_manifests_exists() -> None:
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    checked = 0
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        for manifest in _yaml().safe_load_all(block):
+            spec = (manifest or {}).get("spec", {}).get("template", {}).get("spec", {})
+            for container in spec.get("containers", []):
+                args = [str(arg).split("=", 1)[0] for arg in container.get("args", [])]
+                assert_flags_exist(args[1:], args[0], f"docs/kubernetes.md {container['name']}")
+                checked += 1
+    assert checked == 2, "the worker and the controller Deployment"
+
+
 def test_the_systemd_unit_and_the_env_example_use_real_controller_flags() -> None:
     unit = (REPO / "controller" / "fleetscale-controller.service").read_text(encoding="utf-8")
     assert re.search(r"^ExecStart=\S+/fleetscale controller ", unit, re.MULTILINE)
