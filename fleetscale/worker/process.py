@@ -1,8 +1,8 @@
 """A worker process: wire the consumer, the housekeeper and the signals, then run.
 
-Signal handlers only set flags: the first SIGTERM (or SIGINT) drains — stop reading,
-finish and ack what is held, flush telemetry, unregister, exit 0 — and a second exits
-at once. SIGUSR2 (`DRAIN_SIGNAL`, how a controller stops its workers) drains however
+Signal handlers only set flags: the first SIGTERM (or SIGINT, or SIGHUP) drains —
+stop reading, finish and ack what is held, flush telemetry, unregister, exit 0 — and a
+second exits at once. SIGUSR2 (`DRAIN_SIGNAL`, how a controller stops its workers) drains however
 often it comes. Redis unreachable at start exits with `ExitCode.REDIS_UNREACHABLE`; once
 running, the worker rides out Redis outages with capped, jittered backoff.
 """
@@ -127,9 +127,11 @@ def install_signal_handlers(
     consumer: Consumer, go: threading.Event, lifeline: Lifeline | None = None
 ) -> None:
     """First SIGTERM drains; a second exits at once; SIGUSR1 wakes a warm worker (main
-    thread only). SIGINT too drains, unless a controller started the worker: it then
-    stays ignored (see `Lifeline.die_with_parent`). A drain is reported on the lifeline
-    (`stopping`), so the controller replaces a worker that drains on its own at once.
+    thread only). SIGINT and SIGHUP (a closed terminal) too, unless a controller started
+    the worker (see `Lifeline.die_with_parent`) or they were ignored when it started
+    (`nohup`, a background job of a script): they then stay ignored. A drain is reported
+    on the lifeline (`stopping`), so the controller replaces a worker that drains on its
+    own at once.
 
     Neither a drain the worker started on its own (its controller died) nor one its
     controller asked for (`DRAIN_SIGNAL`) is a first stop signal: the kernel's
@@ -155,8 +157,10 @@ def install_signal_handlers(
         go.set()
 
     signal.signal(signal.SIGTERM, on_stop)
-    if line.parent_pid is None:
-        signal.signal(signal.SIGINT, on_stop)
+    if line.parent_pid is None:  # else ignored: they reach the controller too
+        for signum in (signal.SIGINT, signal.SIGHUP):
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # as `nohup` and `&` leave it
+                signal.signal(signum, on_stop)
     signal.signal(DRAIN_SIGNAL, on_drain)
     signal.signal(signal.SIGUSR1, on_go)
 
