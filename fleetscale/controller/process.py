@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -31,6 +30,7 @@ from fleetscale.errors import ConfigurationError, FleetscaleError, RedisUnavaila
 from fleetscale.exitcode import ExitCode
 from fleetscale.keys import FleetKeys
 from fleetscale.metrics import PrometheusRecorder, Recorder
+from fleetscale.stopsignals import handle_stop_signals
 from fleetscale.store import connect, preflight, redis_errors
 
 log = logging.getLogger("fleetscale.controller")
@@ -130,22 +130,18 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
     )
 
 
-def install_stop_signals(
-    stop: threading.Event,
-    abort: Callable[[], None] = lambda: None,
-    signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
-) -> None:
-    """First signal: stop cleanly. Second: `abort` (it must only send signals), then
-    exit now."""
+def install_stop_signals(stop: threading.Event, abort: Callable[[], None] = lambda: None) -> None:
+    """First stop signal (see `handle_stop_signals`): stop cleanly. Second: `abort` (it
+    must only send signals), say so on stderr, exit now."""
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             abort()
+            os.write(2, b"fleetscale: a second stop signal: workers killed, exiting now\n")
             os._exit(ExitCode.FAILURE)
         stop.set()
 
-    for signum in signals:
-        signal.signal(signum, on_stop)
+    handle_stop_signals(on_stop)
 
 
 def run_controller(options: ControllerOptions, redis: RedisSettings) -> ExitCode:

@@ -27,6 +27,7 @@ from fleetscale.exitcode import ExitCode
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import FleetKeys
 from fleetscale.registry import Registry
+from fleetscale.stopsignals import handle_stop_signals
 from fleetscale.store import connect, preflight, redis_errors, redis_time_s
 from fleetscale.telemetry import TelemetryBuffer, TelemetryFlusher
 from fleetscale.worker.consumer import Consumer
@@ -156,11 +157,8 @@ def install_signal_handlers(
     def on_go(signum: int, frame: FrameType | None) -> None:
         go.set()
 
-    signal.signal(signal.SIGTERM, on_stop)
-    if line.parent_pid is None:  # else ignored: they reach the controller too
-        for signum in (signal.SIGINT, signal.SIGHUP):
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # as `nohup` and `&` leave it
-                signal.signal(signum, on_stop)
+    # A controller's workers leave Ctrl-C and a closed terminal to the controller.
+    handle_stop_signals(on_stop, terminal=line.parent_pid is None)
     signal.signal(DRAIN_SIGNAL, on_drain)
     signal.signal(signal.SIGUSR1, on_go)
 

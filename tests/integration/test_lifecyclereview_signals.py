@@ -129,6 +129,7 @@ def test_a_second_stop_signal_to_the_controller_ends_its_draining_workers_at_onc
     wait_until(lambda: pid not in running_worker_pids(client, keys), timeout_s=30,
                what="the worker to drain")  # fmt: skip
     os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout_s=30) != 0, proc.output()
+    assert proc.wait(timeout_s=30) == 1, proc.output()
+    assert "second stop signal: workers killed" in proc.output()
     wait_until(lambda: not alive(pid), timeout_s=30, what="the worker to be gone")
     assert not finished(ledger_fleet, "long"), proc.output()
