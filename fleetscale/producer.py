@@ -427,13 +427,24 @@ def strict_json(text: str) -> Any:
 
 
 def parse_job_line(line: str, number: int) -> JobSpec:
-    """Parse one JSON-lines job `{"task": …, "args": [...], "kwargs": {...}}`."""
+    """Parse one JSON-lines job `{"task": …, "args": [...], "kwargs": {...}}`.
+
+    Raises:
+        ConfigurationError: naming line `number`: not JSON, not such an object, or with
+            another key (one that would be dropped, as a misspelt "kwargs").
+    """
     try:
         body = strict_json(line)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"line {number}: not JSON ({exc.msg})") from None
     if not isinstance(body, dict) or not isinstance(body.get("task"), str):
         raise ConfigurationError(f'line {number}: expected {{"task": "name", ...}}')
+    if unknown := sorted(set(body) - {"task", "args", "kwargs"}):
+        # A misspelt "kwargs" or a "job_id" would be dropped: the job would go in without it.
+        raise ConfigurationError(
+            f"line {number}: unknown key {unknown[0]!r}: a job line holds only "
+            '"task", "args" and "kwargs"'
+        )
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ConfigurationError(f"line {number}: 'args' must be a list, 'kwargs' an object")

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -21,7 +21,7 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import main
-from fleetscale.errors import FleetscaleError
+from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 
 CHUNK = 1000
@@ -39,8 +39,15 @@ def _json_arg(value: str | None, name: str, kind: type) -> Any:
     return parsed
 
 
-def _file_jobs(stream: TextIO) -> Iterator[JobSpec]:
-    for number, line in enumerate(stream, 1):
+def _file_jobs(stream: BinaryIO) -> Iterator[JobSpec]:
+    """The jobs of a JSON-lines file read as bytes, so a line that is not UTF-8 is named."""
+    for number, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"line {number}: not UTF-8 text: save the file as UTF-8"
+            ) from None
         if line.strip():
             yield parse_job_line(line, number)
 
@@ -64,7 +71,7 @@ def _file_jobs(stream: TextIO) -> Iterator[JobSpec]:
 @click.option(
     "--file",
     "jobs_file",
-    type=click.File("r"),
+    type=click.File("rb"),
     help='JSON lines, one job each: {"task": ..., "args": [...], "kwargs": {...}}; - for stdin.',
 )
 @click.option("--job-id", help="Your id for the job; resubmitting it is a no-op while it is known.")
@@ -95,7 +102,7 @@ def submit_command(
     args_json: str | None,
     kwargs_json: str | None,
     count: int,
-    jobs_file: TextIO | None,
+    jobs_file: BinaryIO | None,
     job_id: str | None,
     delay: float,
     max_backlog: int | None,
@@ -120,6 +127,10 @@ def submit_command(
         raise click.UsageError("give either TASK or --file")
     if (job_id or delay) and (jobs_file is not None or count > 1):
         raise click.UsageError("--job-id and --delay apply to a single job, not --count/--file")
+    if jobs_file is not None and (args_json is not None or kwargs_json is not None or count > 1):
+        raise click.UsageError("--args, --kwargs and --count apply to TASK, not --file")
+    if timeout and max_backlog is None:
+        raise click.UsageError("--timeout waits for room under --max-backlog: give both")
     settings = redis_settings(redis_url)
     with Producer(fleet, settings.url, max_backlog=max_backlog, redis=settings) as producer:
         if task is not None and count == 1:

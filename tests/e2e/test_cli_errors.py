@@ -332,3 +332,48 @@ def test_a_jobs_file_line_with_json_only_python_reads_is_refused_naming_the_line
     jobs.write_text('{"task": "resize", "args": [1]}\n{"task": "resize", "args": [NaN]}\n')
     result = run("submit", "media", "--file", str(jobs), "--redis-url", "redis://127.0.0.1:1/0")
     assert_one_line(result, ExitCode.USAGE, "line 2", "NaN is not a JSON number")
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [('{"task": "resize", "kwarg": {"width": 640}}', "'kwarg'"),
+     ('{"task": "resize", "job_id": "img-1"}', "'job_id'")],
+    ids=["misspelt kwargs", "job_id"],
+)  # fmt: skip
+def test_a_jobs_file_line_with_a_key_it_would_ignore_is_refused_naming_the_line(
+    tmp_path: Path, line: str, says: str
+) -> None:
+    # Such a job went in without its keyword arguments, or under a fresh id: no error.
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"task": "resize", "args": [1]}\n' + line + "\n")
+    result = run("submit", "media", "--file", str(jobs), "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, "line 2", says)
+
+
+def test_a_jobs_file_that_is_not_utf8_is_one_line_naming_the_line(tmp_path: Path) -> None:
+    # It was a UnicodeDecodeError traceback and exit 1.
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_bytes(b'{"task": "resize"}\n{"task": "r\xe9size"}\n')
+    result = run("submit", "media", "--file", str(jobs), "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, "line 2", "UTF-8")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--args", "[1]"), ("--kwargs", "{}"), ("--count", "3")],
+    ids=["args", "kwargs", "count"],
+)
+def test_job_flags_given_with_a_jobs_file_are_refused_not_ignored(
+    tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"task": "resize", "args": [1]}\n')
+    argv = ("submit", "media", "--file", str(jobs), *flags, "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(run(*argv), ExitCode.USAGE, flags[0], "--file")
+
+
+def test_a_submit_timeout_without_max_backlog_is_refused_not_ignored() -> None:
+    # --timeout only waits for room under --max-backlog; alone it did nothing.
+    result = run("submit", "media", "resize", "--timeout", "5s",
+                 "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
+    assert_one_line(result, ExitCode.USAGE, "--timeout", "--max-backlog")
