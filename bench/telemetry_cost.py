@@ -39,7 +39,7 @@ Usage: `python -m bench.telemetry_cost [--jobs 50000] [--repeats 3] [--sample-ev
 another checkout of fleetscale, run this file with `PYTHONPATH` and the working
 directory at that checkout (the worker imports `fleetscale` and `bench.apps` from there;
 `bench/slow_worker.py` is run from beside this file). A repeat of 50,000 jobs takes
-about 2–4 minutes; valgrind must be on the PATH.
+about 5 minutes, more on a loaded machine; valgrind must be on the PATH.
 """
 
 from __future__ import annotations
