@@ -8,13 +8,28 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from fleetscale.cli.options import logging_options, plot_option, reports_errors, to_seconds
+from fleetscale.cli.options import (
+    logging_options,
+    plot_option,
+    reports_errors,
+    seconds_within,
+    to_seconds,
+)
 from fleetscale.cli.root import main
+from fleetscale.controller.policy import Policy
 from fleetscale.demo.interrupt import Interrupts
 from fleetscale.demo.plot import save_plot
 from fleetscale.demo.run import DemoSettings, run_demo
 from fleetscale.demo.view import Frame, frame_line, summary_dict
+
+MIN_DURATION_S = 10.0
+"""The shortest demo load, seconds: the policy needs a few ticks to show anything."""
+
+MAX_DURATION_S = 86_400.0
+"""The longest demo load, seconds: a day, about 2.6 million jobs. The load computes its
+arrival times up front, so a mistyped `--duration 1e9` filled memory."""
 
 
 class LiveView:
@@ -43,16 +58,17 @@ class LiveView:
 @click.option(
     "--duration",
     default="60s",
-    callback=to_seconds,
+    callback=seconds_within(MIN_DURATION_S, MAX_DURATION_S, "from 10s to 24h"),
     metavar="DURATION",
     show_default=True,
-    help="Length of the load (the built-in trace stretches to it).",
+    help="Length of the built-in load (it stretches to it), from 10s to 24h.",
 )
 @click.option(
     "--trace",
     "trace_name",
     metavar="NAME_OR_CSV",
-    help="A shipped trace name or a `t_s,rate_per_s` CSV instead of the built-in load.",
+    help="A shipped trace name or a `t_s,rate_per_s` CSV instead of the built-in load "
+    "(it sets its own length).",
 )
 @click.option(
     "--target-p99",
@@ -72,7 +88,7 @@ class LiveView:
 @click.option(
     "--redis-url", metavar="URL", help="Use this Redis instead of starting a private one."
 )
-@plot_option("Save a picture of the run.")
+@plot_option("Save a picture of the run here, a name ending in .png (needs matplotlib).")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary and timeline as one JSON object."
 )
@@ -95,8 +111,10 @@ def demo_command(
       fleetscale demo
       fleetscale demo --duration 2m --target-p99 250ms --plot demo.png
     """
-    if duration < 10:
-        raise click.BadParameter("must be at least 10s", param_hint="--duration")
+    ctx = click.get_current_context()
+    if trace_name is not None and ctx.get_parameter_source("duration") != ParameterSource.DEFAULT:
+        raise click.UsageError("--duration stretches the built-in load; a --trace has its own")
+    Policy(target_p99_s=target_p99).validate()  # refused here, not in the demo's controller
     settings = DemoSettings(duration_s=duration, target_p99_s=target_p99, capacity=capacity,
                             trace=trace_name, redis_url=redis_url)  # fmt: skip
     interrupts = Interrupts()

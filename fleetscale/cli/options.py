@@ -73,8 +73,12 @@ def writable_parent(ctx: click.Context, param: click.Parameter, value: Path | No
 
 
 def _plot_target(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """Click callback for `--plot`: a writable place, and matplotlib to draw with."""
+    """Click callback for `--plot`: a writable place, a PNG name and matplotlib to draw
+    with, all checked before the run (matplotlib refused other suffixes only at the end
+    of it, and wrote a name without one to `name.png`)."""
     target = writable_parent(ctx, param, value)
+    if target is not None and target.suffix.lower() != ".png":
+        raise click.BadParameter(f"{str(target)!r}: give a name ending in .png", ctx, param)
     if target is not None:
         try:
             pyplot()

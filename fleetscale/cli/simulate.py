@@ -122,10 +122,6 @@ def simulate(
       fleetscale simulate --trace my_load.csv --policy hpa --json
     """
     try:
-        if plot_path is not None and plot_path.suffix.lower() != ".png":
-            # Checked before the run: matplotlib refused other suffixes only after it,
-            # and wrote a name without one to `name.png`.
-            raise ConfigurationError(f"--plot {str(plot_path)!r}: give a name ending in .png")
         trace = load_trace(trace_name)
         settings = {"target_p99_s": str(target_p99), "min": str(min_workers)}
         if max_workers is not None:

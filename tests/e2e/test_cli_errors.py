@@ -377,3 +377,29 @@ def test_a_submit_timeout_without_max_backlog_is_refused_not_ignored() -> None:
     result = run("submit", "media", "resize", "--timeout", "5s",
                  "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
     assert_one_line(result, ExitCode.USAGE, "--timeout", "--max-backlog")
+
+
+UNREACHABLE = ("--redis-url", "redis://127.0.0.1:1/0")
+"""A Redis URL nothing listens on: a command that gets as far as connecting exits 3."""
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(("--duration", "25h"), ("--duration", "24h")),
+     (("--trace", "step", "--duration", "2m"), ("--duration", "--trace")),
+     (("--target-p99", "0"), ("target_p99",)),
+     (("--target-p99", "20m"), ("target_p99", "600 s")),
+     (("--plot", "demo.svg"), ("--plot", ".png"))],
+    ids=["duration past a day", "duration with a trace", "zero target", "target past 10m",
+         "plot not png"],
+)  # fmt: skip
+def test_a_bad_demo_option_is_one_line_and_a_usage_exit_before_starting(
+    tmp_path: Path, args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    # A huge --duration filled memory with the load's arrival times and ignored SIGTERM;
+    # a bad target failed in the demo's controller (two lines, exit 1); a plot name
+    # matplotlib cannot write failed after the run; --duration beside --trace was ignored.
+    args = tuple(str(tmp_path / a) if a.endswith(".svg") else a for a in args)
+    result = run("demo", *args, *UNREACHABLE)
+    assert_one_line(result, ExitCode.USAGE, *words)
+    assert result.stdout == "", "the demo must not start"
