@@ -19,7 +19,7 @@ from fleetscale.controller.policy import Policy
 from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
-from fleetscale.status import fleet_exists
+from fleetscale.status import fleet_exists, require_fleet
 from fleetscale.store import connect
 
 
@@ -69,13 +69,16 @@ def policy_group(ctx: click.Context, fleet: str) -> None:
 @click.pass_obj
 @reports_errors
 def policy_show(fleet: str, *, redis_url: str | None, as_json: bool) -> None:
-    """Show the fleet's stored policy and its version (the defaults if none is stored).
+    """Show the fleet's stored policy and its version (version 0: none is stored yet,
+    these are the defaults). A fleet Redis holds nothing of is refused (a typo?).
 
     \b
     Example:
       fleetscale policy media show --json
     """
-    stored = _store(fleet, redis_url).read() or VersionedPolicy(Policy(), 0)
+    store = _store(fleet, redis_url)
+    require_fleet(store.client, store.keys, store.url)
+    stored = store.read() or VersionedPolicy(Policy(), 0)
     _print(stored, as_json)
 
 

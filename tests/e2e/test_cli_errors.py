@@ -116,13 +116,14 @@ def test_a_wrong_password_is_one_line_and_a_usage_exit_that_never_shows_the_pass
     "args",
     [("status", "no-such-fleet"), ("explain", "no-such-fleet"),
      ("dlq", "no-such-fleet", "list", "--json"), ("dlq", "no-such-fleet", "replay"),
-     ("dlq", "no-such-fleet", "purge", "--yes")],
-    ids=["status", "explain", "dlq list", "dlq replay", "dlq purge"],
+     ("dlq", "no-such-fleet", "purge", "--yes"), ("policy", "no-such-fleet", "show")],
+    ids=["status", "explain", "dlq list", "dlq replay", "dlq purge", "policy show"],
 )  # fmt: skip
 def test_an_unknown_fleet_is_one_line_and_a_usage_exit(
     redis_url: str, args: tuple[str, ...]
 ) -> None:
-    # explain and dlq once answered a mistyped fleet with "0 dead letters" and exit 0.
+    # explain and dlq once answered a mistyped fleet with "0 dead letters" and exit 0,
+    # policy show with the defaults as if they were its policy.
     result = run(*args, "--redis-url", redis_url)
     assert_one_line(result, ExitCode.USAGE, "unknown fleet", "no-such-fleet")
     assert result.stdout == ""
