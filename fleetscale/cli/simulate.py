@@ -132,6 +132,11 @@ def simulate(
             check_period(period, trace.duration_s)
         except ConfigurationError as error:
             raise ConfigurationError(f"--period: {error}") from None
+        if period >= trace.duration_s:  # its only decision, at 0, would be scored
+            raise ConfigurationError(
+                f"--period {period:g} s must be shorter than the trace ({trace.duration_s:g} s)"
+                ": no decision would follow the one at 0"
+            )
         config = SimConfig(
             target_p99_s=target_p99, period_s=period, startup=StartUp(cold_s=startup), seed=seed
         )

@@ -247,3 +247,12 @@ def test_the_text_summary_prints_large_figures_whole_not_in_e_notation() -> None
     seconds = fields["        worker_seconds"]
     assert "e+" not in out and "None" not in out, out
     assert seconds.replace(",", "").isdigit(), seconds
+
+
+@pytest.mark.parametrize("period", ["20m", "2h"])
+def test_a_decision_period_not_shorter_than_the_trace_is_refused(period: str) -> None:
+    # The step trace lasts 20 minutes: its only decision was the one at 0 (no workers),
+    # scored as 0 attainment and 0 worker-seconds, exit 0.
+    code, out, err = cli("--trace", "step", "--period", period)
+    assert code == ExitCode.USAGE, (code, out, err)
+    assert "--period" in err and "shorter than the trace" in err and out == "", err
