@@ -48,8 +48,14 @@ class OneLineErrors(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            discard_stdout()
             sys.exit(int(ExitCode.OK))
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so no later write or the
+    interpreter's last flush fails on the closed pipe."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @click.group(

@@ -20,7 +20,7 @@ from fleetscale.cli.options import (
     reports_errors,
     to_seconds,
 )
-from fleetscale.cli.root import main
+from fleetscale.cli.root import discard_stdout, main
 from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 
@@ -149,11 +149,37 @@ def submit_command(
             # Parse the whole file first: a bad line submits nothing.
             parsed = list(_file_jobs(jobs_file))
             jobs, total = iter(parsed), len(parsed)
-        submitted = _submit_chunks(producer, jobs, total, timeout)
-    click.echo(f"submitted {submitted} jobs to fleet {fleet!r}", err=True)
+        printer = _IdPrinter()
+        submitted = _submit_chunks(producer, jobs, total, timeout, printer)
+    unprinted = f" (stdout was closed before {printer.unprinted} of their ids)"
+    click.echo(f"submitted {submitted} jobs to fleet {fleet!r}"
+               + (unprinted if printer.unprinted else ""), err=True)  # fmt: skip
 
 
-def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, timeout: float) -> int:
+class _IdPrinter:
+    """Prints job ids on stdout, one a line. Once its reader has gone (`| head -1`), the
+    jobs still all go in: it prints no more and counts the ids it could not print."""
+
+    def __init__(self) -> None:
+        self.unprinted = 0
+
+    def __call__(self, ids: list[str]) -> None:
+        if not self.unprinted and ids:
+            try:
+                click.echo("\n".join(ids))
+                return
+            except BrokenPipeError:
+                discard_stdout()
+        self.unprinted += len(ids)
+
+
+def _submit_chunks(
+    producer: Producer,
+    jobs: Iterator[JobSpec],
+    total: int,
+    timeout: float,
+    print_ids: _IdPrinter,
+) -> int:
     submitted = 0
     # On a terminal the ids scroll past: a bar on the same screen would be cut by them.
     # Where stderr is no terminal (a log, a pipe) the bar would only leave its label.
@@ -167,12 +193,12 @@ def _submit_chunks(producer: Producer, jobs: Iterator[JobSpec], total: int, time
         with progress:
             while chunk := list(islice(jobs, CHUNK)):
                 ids = producer.submit_many(chunk, timeout_s=timeout, chunk=CHUNK)
-                click.echo("\n".join(ids))
+                print_ids(ids)
                 submitted += len(ids)
                 progress.update(len(ids))
     except FleetscaleError as exc:
-        if part := getattr(exc, "submitted", []):  # the batches of the chunk that went in
-            click.echo("\n".join(part))
+        part = getattr(exc, "submitted", [])  # the batches of the chunk that went in
+        print_ids(part)
         fail(_stopped_part_way(exc, submitted + len(part), total), exit_code_for(exc))
     return submitted
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetscale.cli.submit import _submit_chunks
+from fleetscale.cli.submit import _IdPrinter, _submit_chunks
 from fleetscale.codec import decode_job
 from fleetscale.errors import RedisCommandError
 from fleetscale.exitcode import ExitCode
@@ -136,8 +136,27 @@ def test_a_chunk_refused_after_some_of_its_batches_prints_their_ids_and_counts_t
 ) -> None:
     jobs = iter([("resize", (), {})] * 1500)
     with pytest.raises(SystemExit) as stopped:
-        _submit_chunks(RefusedPartWay(), jobs, 1500, 0.0)  # type: ignore[arg-type]
+        _submit_chunks(RefusedPartWay(), jobs, 1500, 0.0, _IdPrinter())  # type: ignore[arg-type]
     out, err = capsys.readouterr()
     assert stopped.value.code == ExitCode.FAILURE
     assert out.splitlines() == [f"a{n}" for n in range(1000)] + ["b0", "b1"]
     assert "1002 of 1500 jobs were submitted before this" in err, err
+
+
+def test_a_reader_that_closes_stdout_part_way_leaves_every_job_submitted(
+    redis_url: str, client: Client, fleet: str
+) -> None:
+    # `submit … --count 20000 | head -1` stopped at the first closed-pipe write and exited
+    # 0 in silence, with 2,000 of the 20,000 jobs in: the reader went, the jobs are what
+    # was asked for.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "FLEETSCALE_REDIS_URL"}
+    argv = [sys.executable, "-m", "fleetscale", "submit", fleet, "work", "--count", "2500",
+            "--redis-url", redis_url]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    os.close(write_end)
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert client.xlen(FleetKeys(fleet).jobs) == 2500
+    assert "submitted 2500 jobs" in result.stderr and "stdout was closed" in result.stderr
