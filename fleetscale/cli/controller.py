@@ -17,6 +17,7 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import main
+from fleetscale.cli.worker import worker_command
 from fleetscale.controller.hostinfo import affinity_cpus, cgroup_cpus, default_capacity
 from fleetscale.controller.policy import Policy
 from fleetscale.controller.process import ControllerOptions, run_controller
@@ -25,13 +26,32 @@ from fleetscale.controller.supervisor import SupervisorSettings
 from fleetscale.errors import AppImportError
 from fleetscale.keys import validate_fleet_name
 
+SET_FOR_WORKERS = ("--redis-url", "--warm", "--zygote", "--burst")
+"""`fleetscale worker` flags a controller sets, or must not, for the workers it starts."""
 
-def _shell_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    """Click callback: split `--worker-args` as a shell would, or refuse it."""
+
+def _worker_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """Click callback: split `--worker-args` as a shell would and parse them as
+    `fleetscale worker` does, or refuse them: an unknown flag failed every worker's start,
+    a back-off for ever, and a `--redis-url` there overrode `--worker-redis-url` unseen.
+    (Values are checked by the workers: their parser's callbacks would set this
+    process's logging.)"""
     try:
-        return tuple(shlex.split(value))
+        words = shlex.split(value)
     except ValueError as exc:
         raise click.BadParameter(f"{exc} in {value!r}", ctx=ctx, param=param) from None
+    for word in words:
+        if (flag := word.partition("=")[0]) in SET_FOR_WORKERS:
+            hint = ": --worker-redis-url names the workers' Redis" if flag == "--redis-url" else ""
+            raise click.BadParameter(f"{flag} is the controller's to set{hint}", ctx, param)
+    worker = click.Context(worker_command, info_name="worker")
+    try:
+        _, extra, _ = worker_command.make_parser(worker).parse_args(["APP", *words])
+    except click.UsageError as exc:
+        raise click.BadParameter(f"fleetscale worker: {exc.format_message()}", ctx, param) from None
+    if extra:
+        raise click.BadParameter(f"{extra[0]!r} is no flag of fleetscale worker", ctx, param)
+    return tuple(words)
 
 
 def _fleet_of(app_path: str, fleet: str | None) -> str:
@@ -118,7 +138,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option(
     "--worker-args",
     default="",
-    callback=_shell_words,
+    callback=_worker_words,
     metavar="ARGS",
     help="Extra `fleetscale worker` arguments, e.g. '--min-idle 10s'.",
 )

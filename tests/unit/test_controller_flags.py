@@ -39,3 +39,24 @@ def test_a_lease_one_slow_tick_could_lose_is_refused(tick: str, lease: str) -> N
 def test_names_with_spaces_or_accents_and_a_lease_of_two_ticks_pass_the_checks() -> None:
     code, output = controller("--host-id", "hôte 1", "--tick", "2s", "--lease-ttl", "4s")
     assert code == ExitCode.REDIS_UNREACHABLE, output
+
+
+@pytest.mark.parametrize(
+    ("words", "named"),
+    [("--nosuch", "--nosuch"), ("--min-idle", "--min-idle"), ("10s", "10s"),
+     ("--redis-url redis://other:6379/0", "--redis-url"), ("--redis-url=redis://x", "--redis-url"),
+     ("--warm", "--warm"), ("--burst", "--burst"), ("--zygote", "--zygote")],
+)  # fmt: skip
+def test_worker_args_that_every_worker_would_refuse_or_the_controller_sets_are_refused(
+    words: str, named: str
+) -> None:
+    # Accepted, '--nosuch' failed every worker's start (a back-off for ever), and a
+    # '--redis-url' there sent the workers elsewhere than --worker-redis-url, unseen.
+    code, output = controller("--worker-args", words)
+    assert code == ExitCode.USAGE, output
+    assert "--worker-args" in output and named in output
+
+
+def test_worker_args_that_a_worker_takes_pass_the_checks() -> None:
+    code, output = controller("--worker-args", "--min-idle 10s --max-batch=64 --no-lease-renewal")
+    assert code == ExitCode.REDIS_UNREACHABLE, output
