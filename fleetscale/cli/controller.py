@@ -13,6 +13,7 @@ from fleetscale.cli.options import (
     logging_options,
     redis_settings,
     redis_url_option,
+    refuse_empty_url,
     reports_errors,
     to_seconds,
 )
@@ -145,6 +146,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option(
     "--worker-redis-url",
     envvar="FLEETSCALE_WORKER_REDIS_URL",
+    callback=refuse_empty_url,
     show_envvar=True,
     metavar="URL",
     help="Redis URL of the workers this controller starts (their own ACL user); "

@@ -133,7 +133,7 @@ class FleetGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _given_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def refuse_empty_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An explicit `--redis-url ""` (an unset shell variable) is an error, not the default."""
     if value == "":
         raise click.BadParameter("is empty: give one such as redis://localhost:6379/0", ctx, param)
@@ -143,7 +143,7 @@ def _given_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 redis_url_option = click.option(
     "--redis-url",
     envvar=REDIS_URL_ENV,
-    callback=_given_url,
+    callback=refuse_empty_url,
     show_envvar=True,
     metavar="URL",
     help="Redis URL (redis://, rediss:// with TLS; user:password@ for ACL). "

@@ -25,6 +25,8 @@ from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 
 CHUNK = 1000
+MAX_COUNT = 10_000_000
+"""The most jobs one `--count` submits: a typo must not fill Redis."""
 
 
 def _json_arg(value: str | None, name: str, kind: type) -> Any:
@@ -63,10 +65,11 @@ def _file_jobs(stream: BinaryIO) -> Iterator[JobSpec]:
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_COUNT),
     default=1,
     show_default=True,
-    help="Submit the job this many times (fresh job ids).",
+    help=f"Submit the job this many times (fresh job ids), at most {MAX_COUNT:,} a call "
+    "(a typo must not fill Redis).",
 )
 @click.option(
     "--file",

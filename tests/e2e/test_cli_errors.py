@@ -404,3 +404,11 @@ def test_a_bad_demo_option_is_one_line_and_a_usage_exit_before_starting(
     result = run("demo", *args, *UNREACHABLE)
     assert_one_line(result, ExitCode.USAGE, *words)
     assert result.stdout == "", "the demo must not start"
+
+
+def test_a_submit_count_that_would_fill_redis_is_refused_before_connecting() -> None:
+    # '--count 99999999999999999999' put 4 million jobs in Redis in a minute before it
+    # was killed.
+    result = run("submit", "media", "resize", "--count", "99999999999999999999",
+                 "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
+    assert_one_line(result, ExitCode.USAGE, "--count", "10000000")

@@ -60,3 +60,10 @@ def test_worker_args_that_every_worker_would_refuse_or_the_controller_sets_are_r
 def test_worker_args_that_a_worker_takes_pass_the_checks() -> None:
     code, output = controller("--worker-args", "--min-idle 10s --max-batch=64 --no-lease-renewal")
     assert code == ExitCode.REDIS_UNREACHABLE, output
+
+
+def test_an_empty_worker_redis_url_is_refused_as_an_empty_redis_url_is() -> None:
+    # Taken as unset, '' (an unset shell variable) sent the workers to the controller's Redis.
+    code, output = controller("--worker-redis-url", "")
+    assert code == ExitCode.USAGE, output
+    assert "--worker-redis-url" in output and "empty" in output
