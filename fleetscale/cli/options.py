@@ -123,11 +123,17 @@ class FleetGroup(click.Group):
         """Refuse a call without a FLEET before its command; else parse as click does."""
         named = bool(args) and args[0] in self.commands
         fleet_missing = not args or (named and (len(args) < 2 or args[1] not in self.commands))
-        if fleet_missing and not any(a in ctx.help_option_names for a in args):
-            command = args[0] if named else "{" + "|".join(self.commands) + "}"
+        commands = "{" + "|".join(self.commands) + "}"
+        asks_help = any(a in ctx.help_option_names for a in args)
+        if fleet_missing and not asks_help:
             raise click.UsageError(
                 f"missing FLEET: name the fleet before the command, as in "
-                f"{ctx.command_path} FLEET {command}",
+                f"{ctx.command_path} FLEET {args[0] if named else commands}",
+                ctx,
+            )
+        if len(args) == 1 and not asks_help:
+            raise click.UsageError(
+                f"missing the command after the fleet: {ctx.command_path} {args[0]} {commands}",
                 ctx,
             )
         return super().parse_args(ctx, args)

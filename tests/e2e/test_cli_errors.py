@@ -163,6 +163,17 @@ def test_a_group_called_without_its_fleet_says_the_fleet_is_missing_and_how_to_c
     assert_one_line(run(*args), ExitCode.USAGE, "missing FLEET", call)
 
 
+@pytest.mark.parametrize(
+    ("group", "commands"), [("dlq", "{list|replay|purge}"), ("policy", "{show|set}")]
+)
+def test_a_group_called_with_its_fleet_but_no_command_names_the_commands(
+    group: str, commands: str
+) -> None:
+    # It said click's bare "Missing command."
+    result = run(group, "media")
+    assert_one_line(result, ExitCode.USAGE, "missing the command", f"{group} media {commands}")
+
+
 def test_a_bad_dead_letter_id_is_one_line_and_a_usage_exit(redis_url: str) -> None:
     result = run("dlq", "media", "replay", "1700000000000-0", "foo", "--redis-url", redis_url)
     assert_one_line(result, ExitCode.USAGE, "'foo'", "<ms>-<seq>")
