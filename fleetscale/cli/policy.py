@@ -110,6 +110,10 @@ def policy_set(
             raise ConfigurationError(
                 f"bad assignment {item!r}: use KEY=VALUE, e.g. target_p99=300ms"
             )
+        if key in changes:
+            raise ConfigurationError(
+                f"{key} is given twice ({changes[key]}, {value}): give it once"
+            )
         changes[key] = value
     store = _store(fleet, redis_url)
     known = fleet_exists(store.client, store.keys, store.url)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from fleetscale.cli.options import (
     fleet_argument,
@@ -146,6 +147,9 @@ def status_command(
       fleetscale status media --json
       fleetscale status media --watch --interval 1s
     """
+    given = click.get_current_context().get_parameter_source("interval")
+    if given is not ParameterSource.DEFAULT and not watch:
+        raise click.UsageError("--interval is the refresh period of --watch: give both")
     settings = redis_settings(redis_url)
     client = connect(settings)
     keys = FleetKeys(fleet)

@@ -423,3 +423,15 @@ def test_a_submit_count_that_would_fill_redis_is_refused_before_connecting() -> 
     result = run("submit", "media", "resize", "--count", "99999999999999999999",
                  "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
     assert_one_line(result, ExitCode.USAGE, "--count", "10000000")
+
+
+def test_status_interval_without_watch_is_refused_before_connecting() -> None:
+    # It was ignored: one reading, no refresh.
+    result = run("status", "media", "--interval", "1s", "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, "--interval", "--watch")
+
+
+def test_a_policy_key_given_twice_is_refused_before_connecting() -> None:
+    # The last one was kept in silence.
+    result = run("policy", "media", "set", "max=3", "max=4", "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line(result, ExitCode.USAGE, "max is given twice")
