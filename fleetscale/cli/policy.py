@@ -103,7 +103,7 @@ def policy_set(
     Example:
       fleetscale policy media set target_p99=300ms min=2 max=64
     """
-    changes = {}
+    changes: dict[str, str] = {}
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key:
