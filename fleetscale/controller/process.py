@@ -130,7 +130,7 @@ def build_controller(options: ControllerOptions, redis: RedisSettings) -> Reconc
     )
 
 
-def install_stop_signals(stop: threading.Event, abort: Callable[[], None] = lambda: None) -> None:
+def install_stop_signals(stop: threading.Event, abort: Callable[[], None]) -> None:
     """First stop signal (see `handle_stop_signals`): stop cleanly. Second: `abort` (it
     must only send signals), say so on stderr, exit now."""
 
