@@ -7,6 +7,7 @@
   `fs:{fleet}:` prefix, never FLUSHALL).
 - `private_redis`: a Redis of the test's own, to kill, pause and restart.
 - `procs`: runs real `fleetscale` CLI subprocesses and always reaps them.
+- `demos_alone`: no other test that runs a demo runs meanwhile (machine-wide).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fleetscale.embedded import EmbeddedRedis, find_redis_server
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.store import Client, connect
+from tests.support.demos import alone_among_demo_tests
 from tests.support.fleet import LedgerFleet
 from tests.support.procs import Processes
 
@@ -133,3 +135,11 @@ def ledger_fleet(
 ) -> LedgerFleet:
     """Worker processes of the ledger test app, on this test's fleet and Redis."""
     return LedgerFleet(procs, fleet, redis_settings.url, tmp_path / "ledger.txt")
+
+
+@pytest.fixture
+def demos_alone() -> Iterator[None]:
+    """Runs the test while no other test that runs a demo does (see
+    `alone_among_demo_tests`)."""
+    with alone_among_demo_tests():
+        yield

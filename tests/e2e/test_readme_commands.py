@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.demos import demo_processes
 from tests.support.procs import REPO, Processes, wait_until
 
 
@@ -56,11 +57,32 @@ def test_the_readme_starts_with_two_commands() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_the_first_command_installs_and_runs_the_demo_with_nothing_lost(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("demos_alone")
+def test_the_first_command_installs_and_runs_the_demo_which_scales_up_and_down_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    # The one full-length demo run of the suite: it shows both the command as written and
+    # the demo's scaling, read from the frames it prints (`t_s … desired N`).
+    assert demo_processes() == [], "no demo is running before the test"
     clone = fresh_clone(tmp_path)
     result = run(readme_commands()[0], clone)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert re.search(r"lost 0\b", result.stdout), result.stdout[-2000:]
+    desired = {
+        int(t_s): int(n) if n != "-" else 0
+        for t_s, n in re.findall(r"^\s*(\d+)s  load .* desired\s+(\S+)", result.stdout, re.M)
+    }
+    quiet = [n for t_s, n in desired.items() if t_s < 10]
+    step = [n for t_s, n in desired.items() if 12 <= t_s < 27]
+    spike = [n for t_s, n in desired.items() if 27 <= t_s < 36]
+    end = [desired[t_s] for t_s in sorted(desired)[-5:]]
+    print(f"desired workers: quiet ≤ {max(quiet)}, step ≤ {max(step)}, "
+          f"spike ≤ {max(spike)}, end {end[-1]}")  # fmt: skip
+    assert max(step) > max(quiet), "scaled up on the step"
+    assert max(spike) > max(step), "scaled up further on the spike"
+    assert end[-1] < max(spike), "scaled back down"
+    assert demo_processes() == [], "the demo left no process behind"
 
 
 @pytest.mark.slow
