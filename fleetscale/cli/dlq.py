@@ -16,6 +16,7 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
+from fleetscale.cli.words import counted, noun
 from fleetscale.deadletters import DeadLetters, validate_letter_id
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
@@ -79,9 +80,14 @@ def dlq_list(fleet: str, *, redis_url: str | None, as_json: bool, limit: int) ->
         who = f"job {e.job_id or '?'}  task {e.task or '?'}"
         click.echo(f"{e.id}  {who}  attempts {e.attempts}  {_one_line(e.reason)}")
     if count > len(entries):
-        click.echo(f"{len(entries)} of {count} dead letters shown (--limit for more)", err=True)
+        click.echo(f"{len(entries)} of {_letters_text(count)} shown (--limit for more)", err=True)
     else:
-        click.echo(f"{count} dead letters", err=True)
+        click.echo(_letters_text(count), err=True)
+
+
+def _letters_text(count: int) -> str:
+    """`1 dead letter`, `2 dead letters`."""
+    return counted(count, "dead letter")
 
 
 def _one_line(text: str) -> str:
@@ -120,12 +126,12 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
                 click.echo(f"skipped {letter_id}: {why}", err=True)
     except BaseException:  # an error line or "aborted" follows: say what was done
         click.echo(
-            f"replayed {replayed} dead letters before stopping (a letter it stopped at is "
+            f"replayed {_letters_text(replayed)} before stopping (a letter it stopped at is "
             "replayed or still a dead letter, never both); run replay again for the rest",
             err=True,
         )
         raise
-    click.echo(f"replayed {replayed} dead letters")
+    click.echo(f"replayed {_letters_text(replayed)}")
 
 
 @dlq_group.command("purge")
@@ -149,12 +155,13 @@ def dlq_purge(fleet: str, *, ids: tuple[str, ...], redis_url: str | None, yes: b
     letters = _letters(fleet, redis_url)  # an unknown fleet is refused before asking
     newest = None if ids else letters.newest_id()
     if not ids and newest is None:
-        click.echo("purged 0 dead letters (there were none)")
+        click.echo(f"purged {_letters_text(0)} (there were none)")
         return
     if not yes:
-        what = f"the {len(ids)} given" if ids else f"the {letters.count()}"
-        _confirm(f"Delete {what} dead letters of fleet {fleet!r}, for good?")
-    click.echo(f"purged {letters.purge(through=newest, ids=ids)} dead letters")
+        count = len(ids) if ids else letters.count()
+        what = f"{count} given {noun(count, 'dead letter')}" if ids else _letters_text(count)
+        _confirm(f"Delete the {what} of fleet {fleet!r}, for good?")
+    click.echo(f"purged {_letters_text(letters.purge(through=newest, ids=ids))}")
 
 
 def _confirm(question: str) -> None:

@@ -16,6 +16,7 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.cli.status import format_rate, format_seconds, format_wait, json_line
+from fleetscale.cli.words import noun
 from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
@@ -51,6 +52,7 @@ def render(record: dict[str, Any]) -> str:
         if not isinstance(at_s, int | float)
         else time.strftime("%H:%M:%SZ", time.gmtime(at_s))
     )
+    desired = record.get("desired")
     dry = " (dry run)" if record.get("dry_run") else ""
     read_age = record.get("telemetry_age_s")
     stale = (
@@ -62,7 +64,7 @@ def render(record: dict[str, Any]) -> str:
         f"  wait ratio {_number(inputs.get('wait_ratio'))}"
     )
     lines = [
-        f"{when}  {_previous(record)} → {_number(record.get('desired'))} workers"
+        f"{when}  {_previous(record)} → {_number(desired)} {noun(desired, 'worker')}"
         f"  reason {record.get('reason', 'unknown')}{dry}",
         f"  wait p99 {format_wait(obs.get('wait_p99_s'))}"
         f"  head-of-line {format_seconds(obs.get('head_of_line_age_s'))}"

@@ -22,6 +22,7 @@ from fleetscale.cli.options import (
     seconds_within,
 )
 from fleetscale.cli.root import main
+from fleetscale.cli.words import counted
 from fleetscale.errors import RedisUnavailable
 from fleetscale.histogram import MAX_VALUE_S
 from fleetscale.keys import TELEMETRY_RETENTION_S, FleetKeys
@@ -69,7 +70,7 @@ def _policy_line(status: dict[str, Any]) -> str:
     if last:
         age_s = max(0.0, status["observed_at_s"] - last["at_s"])
         text += (
-            f"   last decision {last['desired']} workers ({last['reason']},"
+            f"   last decision {counted(last['desired'], 'worker')} ({last['reason']},"
             f" {format_seconds(age_s)} ago)"
         )
     return text
@@ -99,7 +100,7 @@ def render(status: dict[str, Any]) -> str:
         f"   completed {format_rate(status['completed_per_s'])}"
         f"   failed {format_rate(status['failed_per_s'])}",
         f"wait     p50 {format_wait(status['wait_p50_s'])}  p99 {format_wait(status['wait_p99_s'])}"
-        f"   (last {status['window_s']:g}s, {status['wait_samples']} weighted samples)",
+        f"   (last {status['window_s']:g}s, {counted(status['wait_samples'], 'weighted sample')})",
         f"service  {format_seconds(status['service_time_s'])} per job"
         f"   busy {'unknown' if busy is None else f'{busy:.0%}'}",
         _policy_line(status),

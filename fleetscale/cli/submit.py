@@ -21,6 +21,7 @@ from fleetscale.cli.options import (
     to_seconds,
 )
 from fleetscale.cli.root import discard_stdout, main
+from fleetscale.cli.words import counted, noun
 from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 
@@ -155,7 +156,7 @@ def submit_command(
         printer = _IdPrinter()
         submitted = _submit_chunks(producer, jobs, total, timeout, printer)
     unprinted = f" (stdout was closed before {printer.unprinted} of their ids)"
-    click.echo(f"submitted {submitted} jobs to fleet {fleet!r}"
+    click.echo(f"submitted {counted(submitted, 'job')} to fleet {fleet!r}"
                + (unprinted if printer.unprinted else ""), err=True)  # fmt: skip
 
 
@@ -212,6 +213,6 @@ def _stopped_part_way(exc: FleetscaleError, submitted: int, total: int) -> str:
     chunk it was given, so it is left out."""
     reason = str(exc).partition("; the first ")[0]
     return (
-        f"{reason}; {submitted} of {total} jobs were submitted before this "
-        "(their ids are on stdout)"
+        f"{reason}; {submitted} of {counted(total, 'job')} "
+        f"{noun(submitted, 'was', 'were')} submitted before this (their ids are on stdout)"
     )

@@ -320,7 +320,7 @@ def test_dlq_purge_without_yes_and_without_a_terminal_is_one_line_naming_yes(
     declined = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="n\n")
     assert declined.returncode == ExitCode.FAILURE and "aborted" in declined.stderr
     confirmed = run("dlq", fleet, "purge", "--redis-url", redis_url, stdin="y\n")
-    assert confirmed.returncode == ExitCode.OK and "purged 1 dead letters" in confirmed.stdout
+    assert confirmed.returncode == ExitCode.OK and "purged 1 dead letter\n" in confirmed.stdout
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,7 @@ def test_purge_of_given_ids_deletes_only_those(
     (bad, *_) = DeadLetters(client, keys, redis_settings.url).list()
     result = dlq_cli(fleet, redis_settings, "purge", "--yes", bad.id)
     assert result.exit_code == 0, result.output
-    assert "purged 1 dead letters" in result.stdout
+    assert "purged 1 dead letter\n" in result.stdout
     assert [e.reason for e in DeadLetters(client, keys, redis_settings.url).list()] == [
         "test",
         "test",
