@@ -29,6 +29,10 @@ _LETTER_ID = re.compile(r"^([0-9]+)-([0-9]+)$")
 REPLAY_CHUNK = 1000
 
 
+NOT_FOUND = "no such dead letter"
+"""How a replay's reason for skipping a letter begins when the letter is not there."""
+
+
 def validate_letter_id(letter_id: str) -> str:
     """Return `letter_id` if it is a stream ID, `<ms>-<seq>` (as `dlq list` shows).
 
@@ -203,7 +207,7 @@ class DeadLetters:
         """Replay each `(letter id, fields)`; yield it with why it was skipped, or None."""
         for letter_id, fields in entries:
             if fields is None:
-                yield letter_id, "no such dead letter"
+                yield letter_id, NOT_FOUND
                 continue
             try:
                 job = decode_job(fields, _REPLAY_BYTES)
@@ -215,7 +219,7 @@ class DeadLetters:
             payload = encode_job(fresh, _REPLAY_BYTES)
             with self._redis():
                 moved = self._replay(keys=streams, args=[letter_id, payload])
-            gone = "no such dead letter (replayed or purged meanwhile)"
+            gone = f"{NOT_FOUND} (replayed or purged meanwhile)"
             yield letter_id, None if int(moved) else gone
 
     def _get(self, letter_id: str) -> dict[bytes, bytes] | None:

@@ -17,7 +17,8 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.cli.words import counted, noun
-from fleetscale.deadletters import DeadLetters, validate_letter_id
+from fleetscale.deadletters import NOT_FOUND, DeadLetters, validate_letter_id
+from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
 from fleetscale.store import connect
@@ -105,23 +106,25 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
     starts, or only the given letter IDS (`<ms>-<seq>`, as `dlq list` shows them).
 
     Each job keeps its job id and arguments; its attempts count from 0 again. A letter whose
-    job cannot be decoded stays (a line on stderr says why; `purge ID` deletes it). An
-    interrupted replay (Ctrl-C, Redis gone) leaves each letter either replayed or still
-    a dead letter, never both: run it again to go on.
+    job cannot be decoded stays (a line on stderr says why; `purge ID` deletes it). Given
+    IDS that are not dead letters of the fleet are named in one error line, with exit 2,
+    after the others are replayed. An interrupted replay (Ctrl-C, Redis gone) leaves each
+    letter either replayed or still a dead letter, never both: run it again to go on.
 
     \b
     Examples:
       fleetscale dlq media replay
       fleetscale dlq media replay 1700000000000-0
     """
-    for letter_id in ids:  # a bad id is a usage error, whatever Redis holds
-        validate_letter_id(letter_id)
+    ids = _checked(ids)
     letters = _letters(fleet, redis_url)
-    replayed = 0
+    replayed, missing = 0, []
     try:
         for letter_id, why in letters.replay_each(ids):
             if why is None:
                 replayed += 1
+            elif ids and why.startswith(NOT_FOUND):
+                missing.append(letter_id)
             else:
                 click.echo(f"skipped {letter_id}: {why}", err=True)
     except BaseException:  # an error line or "aborted" follows: say what was done
@@ -132,6 +135,7 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
         )
         raise
     click.echo(f"replayed {_letters_text(replayed)}")
+    _refuse_missing(fleet, missing)
 
 
 @dlq_group.command("purge")
@@ -143,15 +147,15 @@ def dlq_replay(fleet: str, *, ids: tuple[str, ...], redis_url: str | None) -> No
 def dlq_purge(fleet: str, *, ids: tuple[str, ...], redis_url: str | None, yes: bool) -> None:
     """Delete the fleet's dead letters for good: every one there is when asked, or only
     the given letter IDS (`<ms>-<seq>`, as `dlq list` shows them). Letters that arrive
-    after the question are kept.
+    after the question are kept. Given IDS that are not dead letters of the fleet are
+    named in one error line, with exit 2, after the others are deleted.
 
     \b
     Examples:
       fleetscale dlq media purge
       fleetscale dlq media purge --yes 1700000000000-0
     """
-    for letter_id in ids:  # a bad id is a usage error, whatever Redis holds
-        validate_letter_id(letter_id)
+    ids = _checked(ids)
     letters = _letters(fleet, redis_url)  # an unknown fleet is refused before asking
     newest = None if ids else letters.newest_id()
     if not ids and newest is None:
@@ -161,7 +165,27 @@ def dlq_purge(fleet: str, *, ids: tuple[str, ...], redis_url: str | None, yes: b
         count = len(ids) if ids else letters.count()
         what = f"{count} given {noun(count, 'dead letter')}" if ids else _letters_text(count)
         _confirm(f"Delete the {what} of fleet {fleet!r}, for good?")
-    click.echo(f"purged {_letters_text(letters.purge(through=newest, ids=ids))}")
+    if not ids:
+        click.echo(f"purged {_letters_text(letters.purge(through=newest))}")
+        return
+    missing = [letter_id for letter_id in ids if not letters.purge(ids=(letter_id,))]
+    click.echo(f"purged {_letters_text(len(ids) - len(missing))}")
+    _refuse_missing(fleet, missing)
+
+
+def _checked(ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The given letter ids, each once; a bad one is a usage error, whatever Redis holds."""
+    return tuple(dict.fromkeys(validate_letter_id(letter_id) for letter_id in ids))
+
+
+def _refuse_missing(fleet: str, missing: list[str]) -> None:
+    """Given ids that are not dead letters (a typo, or replayed or purged already): one
+    error line naming them, a usage error, once the others are done."""
+    if missing:
+        raise ConfigurationError(
+            f"{noun(len(missing), 'not a dead letter', 'not dead letters')} of fleet "
+            f"{fleet!r}: {', '.join(missing)} (`fleetscale dlq {fleet} list` shows the ids)"
+        )
 
 
 def _confirm(question: str) -> None:

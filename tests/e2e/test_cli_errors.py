@@ -17,11 +17,12 @@ from click.testing import CliRunner
 from fleetscale import Producer
 from fleetscale.cli import main
 from fleetscale.cli.options import exit_code_for
+from fleetscale.codec import Job, encode_job
 from fleetscale.config import RedisSettings
 from fleetscale.embedded import EmbeddedRedis
 from fleetscale.errors import RedisCommandError
 from fleetscale.exitcode import ExitCode
-from fleetscale.keys import FleetKeys
+from fleetscale.keys import JOB_FIELD, FleetKeys
 from fleetscale.store import Client
 from tests.support.procs import REPO, Processes, wait_until
 
@@ -435,3 +436,19 @@ def test_a_policy_key_given_twice_is_refused_before_connecting() -> None:
     # The last one was kept in silence.
     result = run("policy", "media", "set", "max=3", "max=4", "--redis-url", "redis://127.0.0.1:1/0")
     assert_one_line(result, ExitCode.USAGE, "max is given twice")
+
+
+@pytest.mark.parametrize("command", [("purge", "--yes"), ("replay",)], ids=["purge", "replay"])
+def test_dlq_ids_that_are_not_dead_letters_are_named_with_a_usage_exit_after_the_others(
+    fleet: str, redis_url: str, client: Client, command: tuple[str, ...]
+) -> None:
+    # purge said "purged 0 dead letters" and exit 0; replay "skipped 1-0: no such dead
+    # letter" and exit 0: a mistyped id looked done.
+    keys = FleetKeys(fleet)
+    job = encode_job(Job("job-1", "work"), 1 << 20)
+    present = client.xadd(keys.dlq, {JOB_FIELD: job, b"reason": b"failed"}).decode()
+    result = run("dlq", fleet, *command, "1-0", present, "2-0", "1-0", "--redis-url", redis_url)
+    assert_one_line(result, ExitCode.USAGE, f"not dead letters of fleet {fleet!r}: 1-0, 2-0")
+    done = {"purge": "purged", "replay": "replayed"}[command[0]]
+    assert result.stdout == f"{done} 1 dead letter\n"
+    assert client.xlen(keys.dlq) == 0, "the letter that is there is acted on"
