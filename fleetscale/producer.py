@@ -426,12 +426,14 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse, parse_float=finite)
 
 
-def parse_job_line(line: str, number: int) -> JobSpec:
+def parse_job_line(line: str, number: int, max_payload_bytes: int = MIB) -> JobSpec:
     """Parse one JSON-lines job `{"task": …, "args": [...], "kwargs": {...}}`.
 
     Raises:
-        ConfigurationError: naming line `number`: not JSON, not such an object, or with
-            another key (one that would be dropped, as a misspelt "kwargs").
+        ConfigurationError: naming line `number`: not JSON, not such an object, with
+            another key (one that would be dropped, as a misspelt "kwargs"), or a job a
+            producer would refuse (a bad task name, a job encoding to more than
+            `max_payload_bytes`), so a file is checked whole before any job goes in.
     """
     try:
         body = strict_json(line)
@@ -448,4 +450,8 @@ def parse_job_line(line: str, number: int) -> JobSpec:
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ConfigurationError(f"line {number}: 'args' must be a list, 'kwargs' an object")
+    try:  # with the shortest job id: never refuses a job `submit_many` would take
+        encode_job(_new_job("0" * 16 + "-0", body["task"], args, kwargs), max_payload_bytes)
+    except SubmitError as exc:
+        raise ConfigurationError(f"line {number}: {exc}") from None
     return body["task"], args, kwargs

@@ -42,8 +42,9 @@ def _json_arg(value: str | None, name: str, kind: type) -> Any:
     return parsed
 
 
-def _file_jobs(stream: BinaryIO) -> Iterator[JobSpec]:
-    """The jobs of a JSON-lines file read as bytes, so a line that is not UTF-8 is named."""
+def _file_jobs(stream: BinaryIO, max_payload_bytes: int) -> Iterator[JobSpec]:
+    """The jobs of a JSON-lines file read as bytes, so a line that is not UTF-8 is named;
+    every error names its line."""
     for number, raw in enumerate(stream, 1):
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -52,7 +53,7 @@ def _file_jobs(stream: BinaryIO) -> Iterator[JobSpec]:
                 f"line {number}: not UTF-8 text: save the file as UTF-8"
             ) from None
         if line.strip():
-            yield parse_job_line(line, number)
+            yield parse_job_line(line, number, max_payload_bytes)
 
 
 @main.command("submit")
@@ -116,6 +117,9 @@ def submit_command(
     """Submit jobs of TASK to FLEET, or the jobs in --file; print each job id on
     stdout, one per line, in submission order.
 
+    The whole --file is read first: a bad line (not a job, or one a producer would
+    refuse) is refused, naming its line number, before any job goes in.
+
     Many jobs (--count, --file) go in chunks of 1000 (a call each; more when large); ids are
     printed once Redis has taken it, so after an error stdout lists the jobs known to
     be in. A summary goes to stderr, and a progress bar too when stderr is a terminal
@@ -151,7 +155,7 @@ def submit_command(
         else:
             assert jobs_file is not None
             # Parse the whole file first: a bad line submits nothing.
-            parsed = list(_file_jobs(jobs_file))
+            parsed = list(_file_jobs(jobs_file, producer.settings.max_payload_bytes))
             jobs, total = iter(parsed), len(parsed)
         printer = _IdPrinter()
         submitted = _submit_chunks(producer, jobs, total, timeout, printer)

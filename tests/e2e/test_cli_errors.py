@@ -452,3 +452,22 @@ def test_dlq_ids_that_are_not_dead_letters_are_named_with_a_usage_exit_after_the
     done = {"purge": "purged", "replay": "replayed"}[command[0]]
     assert result.stdout == f"{done} 1 dead letter\n"
     assert client.xlen(keys.dlq) == 0, "the letter that is there is acted on"
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [('{"task": ""}', "bad task name ''"),
+     ('{"task": "resize", "args": [99999999999999999999999]}', "cannot be encoded"),
+     ('{"task": "resize", "args": ["' + "x" * (1 << 20) + '"]}', "above the limit of 1048576")],
+    ids=["empty task name", "int msgpack cannot hold", "too large"],
+)  # fmt: skip
+def test_a_jobs_file_line_a_producer_would_refuse_is_named_before_any_job_goes_in(
+    tmp_path: Path, fleet: str, redis_url: str, *, client: Client, bad: str, says: str
+) -> None:
+    # The error came from the submission, without a line number, after the chunks
+    # before the bad line had gone in (1000 of them here).
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"task": "resize", "args": [1]}\n' * 1500 + bad + "\n")
+    result = run("submit", fleet, "--file", str(jobs), "--redis-url", redis_url)
+    assert_one_line(result, ExitCode.USAGE, "line 1501: ", says)
+    assert result.stdout == "" and not client.exists(FleetKeys(fleet).jobs), "nothing went in"
