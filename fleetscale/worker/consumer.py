@@ -316,16 +316,19 @@ class Consumer:
     def _execute(
         self, delivery: Delivery, job: Job, task: Task[Any, Any], attempt: int, started: float
     ) -> None:
-        if self.recorder is not None:
-            self.recorder.start(started, delivery.entry_id)
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.running_since = started  # busy from here on
+            if recorder.sample_weight:
+                recorder.start_sample(started, delivery.entry_id)
         failure = self._call(task, job, started)
         run_s = self.monotonic() - started
         # The first run sets the estimate: smoothing from 0 would make the first
         # batches prefetch up to ten times what the window allows.
         weight = RUN_TIME_SMOOTHING if self.mean_run_s else 1.0
         self.mean_run_s += weight * (run_s - self.mean_run_s)
-        if self.recorder is not None:
-            self.recorder.finish(run_s)
+        if recorder is not None:
+            recorder.finish(run_s)
         if failure is None:
             self.stats.done += 1
             self._unsettled.acks.append(delivery.entry_id)

@@ -130,7 +130,8 @@ def recorder(buffer: TelemetryBuffer) -> JobRecorder:
 def test_a_sampled_jobs_wait_is_handed_over_when_it_starts_not_when_it_ends() -> None:
     buffer = TelemetryBuffer()
     jobs = recorder(buffer)
-    jobs.start(started_s=5.0, entry_id=b"1004000-0")  # Redis 1005.0, enqueued at 1004.0
+    assert jobs.sample_weight == 1, "every job is sampled"
+    jobs.start_sample(started_s=5.0, entry_id=b"1004000-0")  # Redis 1005.0, enqueued 1004.0
     started = buffer.take()
     assert list(started) == [1005]
     assert started[1005].wait.quantile(0.5) == pytest.approx(1.0, rel=0.04)
@@ -146,7 +147,7 @@ def test_a_sampled_jobs_wait_is_handed_over_when_it_starts_not_when_it_ends() ->
 def test_busy_time_counts_the_running_job_as_it_runs() -> None:
     jobs = recorder(TelemetryBuffer())
     assert jobs.busy_s(now_s=1.0) == 0.0
-    jobs.start(started_s=2.0, entry_id=b"1001000-0")
+    jobs.running_since = 2.0  # as the worker starts a job
     assert jobs.busy_s(now_s=7.0) == pytest.approx(5.0)
     jobs.finish(run_s=6.0)
     assert jobs.busy_s(now_s=100.0) == pytest.approx(6.0)
@@ -164,8 +165,8 @@ def test_a_flush_files_the_busy_time_and_outcomes_since_the_last_one() -> None:
 
 
 def test_the_recorder_samples_the_jobs_the_sampler_takes_with_their_weights() -> None:
-    # JobRecorder.start runs Sampler.take's countdown itself: the same jobs must be
-    # sampled, their wait and run each recorded once with the sample's weight.
+    # JobRecorder.finish runs Sampler.take's countdown itself, a job ahead: the same
+    # jobs must be sampled, their wait and run each recorded once with their weight.
     expected = Sampler(every=7, target_per_s=1, rng=random.Random(5))
     weights = [expected.take() for _ in range(3000)]
     buffer = TelemetryBuffer()
@@ -173,7 +174,8 @@ def test_the_recorder_samples_the_jobs_the_sampler_takes_with_their_weights() ->
     jobs = JobRecorder(buffer, sampler, RedisTimeEstimate(offset_s=1000.0))
     waits, runs = [], []
     for i in range(3000):
-        jobs.start(started_s=float(i), entry_id=b"1000000-0")
+        if jobs.sample_weight:
+            jobs.start_sample(started_s=float(i), entry_id=b"1000000-0")
         waits.append(sum(d.wait.total() + d.run.total() for d in buffer.take().values()))
         jobs.finish(run_s=0.01)
         jobs.commit(now_s=float(i))
