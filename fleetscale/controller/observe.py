@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable
 
 from fleetscale.controller.policy import HostView, Observation
 from fleetscale.fleetview import FleetView
@@ -22,8 +23,36 @@ def host_view(member: Member) -> HostView:
     )
 
 
-def observation(view: FleetView, hosts: Iterable[Member]) -> Observation:
-    """The fleet view and the live hosts as one `Observation`."""
+IDLE_STATES = ("warm", "draining")
+"""Worker registration states (field `state`) of workers that take no jobs."""
+
+
+def lapsed_hosts(quotas: Iterable[tuple[str, int]], hosts: Iterable[Member]) -> set[str]:
+    """Hosts a plan gave workers (`quotas`: host, quota) whose controller registration
+    has lapsed: their workers, if any still run, run unattended."""
+    live = {member.id for member in hosts}
+    return {host for host, quota in quotas if quota > 0 and host not in live}
+
+
+def unattended_workers(
+    workers: Iterable[Member], lapsed: Collection[str]
+) -> tuple[tuple[str, int], ...]:
+    """(host, workers taking jobs there) for each host of `lapsed` that still has live
+    worker registrations, by host name; a warm spare or a draining worker takes no
+    jobs and does not count."""
+    counts = Counter(
+        worker.host
+        for worker in workers
+        if worker.host in lapsed and worker.fields.get("state") not in IDLE_STATES
+    )
+    return tuple(sorted(counts.items()))
+
+
+def observation(
+    view: FleetView, hosts: Iterable[Member], unattended: tuple[tuple[str, int], ...] = ()
+) -> Observation:
+    """The fleet view, the live hosts and the workers no controller attends as one
+    `Observation`."""
     return Observation(
         wait_p50_s=view.wait_p50_s,
         wait_p99_s=view.wait_p99_s,
@@ -36,4 +65,5 @@ def observation(view: FleetView, hosts: Iterable[Member]) -> Observation:
         busy_fraction=view.busy_fraction,
         telemetry_age_s=view.telemetry_age_s,
         hosts=tuple(sorted((host_view(m) for m in hosts), key=lambda h: h.host)),
+        unattended=unattended,
     )

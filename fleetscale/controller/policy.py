@@ -51,7 +51,7 @@ from fleetscale.controller.policytypes import (
     Reason,
     State,
 )
-from fleetscale.controller.quota import assign_quotas
+from fleetscale.controller.quota import assign_quotas, hold
 from fleetscale.controller.recommend import Needs, Step, Tick, model_needs, recommend
 
 __all__ = [
@@ -196,14 +196,19 @@ def _place(step: Step, observation: Observation, state: State) -> tuple[dict[str
     retrying), and its share goes to hosts that can start workers; it gets back, up
     to its capacity, only what they cannot hold, so the fleet is never sized down
     for it.
+
+    Workers that run on with no controller attending them (`unattended`) keep their
+    share first: handed to other hosts, it would run twice, above `max`.
     """
     hosts = [host for host in observation.hosts if not host.dry_run] or observation.hosts
     capacities = {host.host: host.capacity for host in hosts}
+    held = hold(step.value, observation.unattended)
+    rest = step.value - sum(held.values())
     quotas = dict(state.quotas)
     if any(host.failing_starts for host in hosts):
-        quotas = assign_quotas(step.value, _offered(hosts), quotas)
-    quotas = assign_quotas(step.value, capacities, quotas)
-    placed = sum(quotas.values())  # min(step.value, the hosts' total capacity)
+        quotas = assign_quotas(rest, _offered(hosts), quotas)
+    quotas = assign_quotas(rest, capacities, quotas)
+    placed = sum(quotas.values()) + sum(held.values())  # min(step.value, the room)
     if placed < step.value:
         step = Step(placed, Reason.HOST_CAPACITY, step.urgent, step.record)
-    return quotas, step
+    return quotas | held, step

@@ -11,7 +11,7 @@ host name that sorts first, so the answer is deterministic.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 
 def assign_quotas(
@@ -43,6 +43,26 @@ def assign_quotas(
     elif difference < 0:
         _shrink(quotas, capacities, -difference)
     return quotas
+
+
+def hold(desired: int, running: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Quotas for hosts that no controller attends while their workers run on: each
+    keeps what it runs, in host-name order, up to `desired` workers in all.
+
+    Args:
+        desired: the fleet size to place, workers.
+        running: (host, workers taking jobs there) pairs.
+
+    Returns:
+        host → quota, for the hosts that keep any.
+    """
+    held: dict[str, int] = {}
+    left = max(desired, 0)
+    for host, workers in sorted(running):
+        if min(workers, left) > 0:
+            held[host] = min(workers, left)
+            left -= held[host]
+    return held
 
 
 def _grow(quotas: dict[str, int], capacities: Mapping[str, int], count: int) -> None:

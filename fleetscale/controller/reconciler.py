@@ -19,19 +19,19 @@ from dataclasses import dataclass
 
 from fleetscale.clock import RedisTimeEstimate
 from fleetscale.controller.leader import Leadership, Lease, host_of
-from fleetscale.controller.observe import observation
+from fleetscale.controller.observe import lapsed_hosts, observation, unattended_workers
 from fleetscale.controller.plan import Plan, PlanStore, decision_record
-from fleetscale.controller.policy import Policy, State, decide
+from fleetscale.controller.policy import Observation, Policy, State, decide
 from fleetscale.controller.policystore import PolicyStore, VersionedPolicy
 from fleetscale.controller.supervisor import Supervisor
 from fleetscale.deadletters import DeadLetters
 from fleetscale.duties import Duties
 from fleetscale.errors import ConfigurationError, FleetscaleError
-from fleetscale.fleetview import read_fleet_view
+from fleetscale.fleetview import FleetView, read_fleet_view
 from fleetscale.jobstream import JobStream
 from fleetscale.keys import GROUP, FleetKeys
 from fleetscale.metrics import NullRecorder, Recorder
-from fleetscale.registry import LiveSet, MemberTaken
+from fleetscale.registry import LiveSet, MemberTaken, Registry
 from fleetscale.store import Client, redis_errors, script
 
 log = logging.getLogger("fleetscale.controller")
@@ -103,6 +103,7 @@ class Reconciler:
         self.policies = PolicyStore(client, keys, url)
         self.plans = PlanStore(client, keys, url)
         self.hosts = LiveSet(client, url, keys.hosts, keys.host)
+        self.workers = Registry(client, keys, url)
         self.clock = RedisTimeEstimate(monotonic)
         self.lease = Lease(False, 0, None)
         self._renewed_at = monotonic()
@@ -290,9 +291,7 @@ class Reconciler:
                                self.settings.arrival_window_s)  # fmt: skip
         dead = DeadLetters(self.client, self.keys, self.url).count()
         self.recorder.fleet(view, dead)
-        decision = decide(
-            observation(view, self.hosts.live()), self.state, self.policy.policy, view.observed_at_s
-        )
+        decision = decide(self._observe(view), self.state, self.policy.policy, view.observed_at_s)
         previous = self.state.desired
         plan = Plan(
             token=self.lease.token,
@@ -319,6 +318,15 @@ class Reconciler:
             was = "no plan" if previous is None else previous
             log.info("fleet %r: %s → %d workers (%s)", self.keys.fleet, was, decision.desired,
                      decision.reason.value)  # fmt: skip
+
+    def _observe(self, view: FleetView) -> Observation:
+        """The view, the live hosts and, when a host the last plan gave workers has
+        lapsed, the workers still taking jobs there (the workers' registrations are read
+        only then: two round trips, one command per live worker)."""
+        hosts = self.hosts.live()
+        lapsed = lapsed_hosts(self.state.quotas, hosts)
+        workers = self.workers.live() if lapsed else []
+        return observation(view, hosts, unattended_workers(workers, lapsed))
 
     def _reload_policy(self) -> None:
         """Swap in a new stored policy. One this version cannot read or finds invalid

@@ -24,7 +24,7 @@ from fleetscale.producer import Producer
 from fleetscale.store import Client, redis_time_s
 from tests.support.fleet import LedgerFleet, alive, controller, host_fields, worker_pids
 from tests.support.ledger import done_counts
-from tests.support.procs import REPO, wait_until
+from tests.support.procs import REPO, Proc, wait_until
 
 LEASE_TTL_S = 2.0
 TICK_S = 0.5
@@ -272,3 +272,142 @@ def test_an_idle_fleet_with_min_zero_scales_to_zero_and_starts_again_for_new_wor
                what="the job that came after zero to run")  # fmt: skip
     reasons = [d["reason"] for d in decisions(client, keys, url, 50)]
     assert "scale_from_zero" in reasons, reasons
+
+
+def consuming(client: Client, keys: FleetKeys) -> dict[str, set[int]]:
+    """Pids of the fleet's live registered workers that take jobs (not warm spares,
+    not draining), by host."""
+    found: dict[str, set[int]] = {}
+    for member in client.zrangebyscore(keys.workers, redis_time_s(client) * 1000, "+inf"):
+        fields = client.hgetall(keys.worker(member.decode()))
+        pid = int(fields.get(b"pid", 0))
+        if fields.get(b"state") == b"running" and alive(pid):
+            found.setdefault(fields[b"host"].decode(), set()).add(pid)
+    return found
+
+
+class Census:
+    """Counts the fleet's consuming workers every 0.1 s; keeps the largest count."""
+
+    def __init__(self, client: Client, keys: FleetKeys) -> None:
+        self.client, self.keys = client, keys
+        self.most: tuple[int, dict[str, set[int]]] = (0, {})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            seen = consuming(self.client, self.keys)
+            total = sum(len(pids) for pids in seen.values())
+            if total > self.most[0]:
+                self.most = (total, seen)
+
+    def stop(self) -> tuple[int, dict[str, set[int]]]:
+        """Stop counting; the largest count seen and the workers behind it."""
+        self._stop.set()
+        self._thread.join()
+        return self.most
+
+
+def registered(client: Client, keys: FleetKeys, host_id: str) -> bool:
+    """Whether host `host_id`'s controller registration is live."""
+    expiry = client.zscore(keys.hosts, host_id)
+    return expiry is not None and expiry > redis_time_s(client) * 1000
+
+
+def quotas(plans: PlanStore) -> dict[str, int]:
+    """The current plan's quotas (none without a plan)."""
+    plan = plans.read()
+    return dict(plan.quotas) if plan else {}
+
+
+def plans_until(plans: PlanStore, after_s: float) -> list[dict[str, int]]:
+    """The quotas of every plan read until one decided after `after_s` (Redis seconds)."""
+    seen: list[dict[str, int]] = []
+
+    def late_enough() -> bool:
+        plan = plans.read()
+        if plan is not None and (not seen or seen[-1] != plan.quotas):
+            seen.append(dict(plan.quotas))
+        return plan is not None and plan.decided_at_s > after_s
+
+    wait_until(late_enough, timeout_s=60, every_s=0.1, what=f"a plan decided after {after_s}")
+    return seen
+
+
+def two_hosts_at_max(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> tuple[PlanStore, dict[str, Proc]]:
+    """Controllers A and B (capacity 4 each) running a fleet fixed at its max, 4: two
+    workers each (the policy is set once both are registered, so the split is even)."""
+    limits = ("--capacity", "4", "--min", "0", "--max", "4", "--warm", "0")
+    controllers = {host: controller(ledger_fleet, host, *limits) for host in "AB"}
+    plans = PlanStore(client, keys, ledger_fleet.redis_url)
+    wait_until(lambda: registered(client, keys, "A") and registered(client, keys, "B"),
+               timeout_s=30, what="both hosts registered")  # fmt: skip
+    wait_until(plans.read, timeout_s=30, what="a plan")
+    assert cli(ledger_fleet, "policy", ledger_fleet.fleet, "set", "min=4").returncode == 0
+    wait_until(lambda: {h: len(p) for h, p in consuming(client, keys).items()} == {"A": 2, "B": 2},
+               timeout_s=60, what="two workers on each host")  # fmt: skip
+    assert quotas(plans) == {"A": 2, "B": 2}
+    return plans, controllers
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("paused", ["leader", "follower"])
+def test_a_paused_controllers_running_workers_keep_their_share_and_it_resumes_without_churn(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys, paused: str
+) -> None:
+    """A SIGSTOPped controller's workers run on after its host registration lapses:
+    the leader must not hand their share to the other host (the fleet would run 6
+    workers with max 4), and when it resumes nothing stops or starts."""
+    plans, controllers = two_hosts_at_max(ledger_fleet, client, keys)
+    before = consuming(client, keys)
+    leader = host_of((client.get(keys.leader) or b"").decode())
+    frozen_host = leader if paused == "leader" else ({"A", "B"} - {leader}).pop()
+    other = ({"A", "B"} - {frozen_host}).pop()
+    frozen = controllers[frozen_host]
+    census = Census(client, keys)
+    with Load(ledger_fleet, rate_per_s=40, job_s=0.05):
+        frozen.signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: not registered(client, keys, frozen_host), timeout_s=30,
+                       what="the paused host's registration to lapse")  # fmt: skip
+            lapsed_s = redis_time_s(client)
+            paused_plans = plans_until(plans, lapsed_s + 6)
+            assert consuming(client, keys)[frozen_host] == before[frozen_host], "still running"
+        finally:
+            frozen.signal(signal.SIGCONT)
+        wait_until(lambda: registered(client, keys, frozen_host), timeout_s=30,
+                   what="the resumed host to register again")  # fmt: skip
+        resumed_plans = plans_until(plans, redis_time_s(client) + 4)
+        after = consuming(client, keys)
+    most, workers = census.stop()
+    print(f"paused the {paused} ({frozen_host}): at most {most} consuming workers; "
+          f"plans while paused {paused_plans}")  # fmt: skip
+    assert all(q.get(other, 0) <= 2 for q in paused_plans), f"share handed over: {paused_plans}"
+    assert most <= 4, f"{most} consuming workers with max 4: {workers}"
+    assert resumed_plans[-1] == {"A": 2, "B": 2}, resumed_plans
+    assert after == before, "a resumed controller causes no churn"
+
+
+@pytest.mark.timeout(240)
+def test_a_host_lost_with_its_workers_hands_its_share_over_once_their_registrations_lapse(
+    ledger_fleet: LedgerFleet, client: Client, keys: FleetKeys
+) -> None:
+    """A host that dies whole (controller and workers at once, a machine lost) is not
+    held like a paused one: its share moves to the other host."""
+    plans, controllers = two_hosts_at_max(ledger_fleet, client, keys)
+    lost = controllers["B"]
+    lost.signal(signal.SIGSTOP)  # it must not replace the workers killed next
+    for pid in consuming(client, keys)["B"]:
+        os.kill(pid, signal.SIGKILL)
+    lost.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: quotas(plans) == {"A": 4}, timeout_s=60,
+               what="the lost host's share to move to A")  # fmt: skip
+    moved_s = time.monotonic() - killed_at
+    wait_until(lambda: {h: len(p) for h, p in consuming(client, keys).items()} == {"A": 4},
+               timeout_s=60, what="four workers on A")  # fmt: skip
+    print(f"the lost host's share moved {moved_s:.1f} s after the kill")

@@ -1,0 +1,63 @@
+"""Workers that run on after their controller's registration lapsed (a paused
+controller) keep their share of the fleet: the leader's reading and its placement."""
+
+from __future__ import annotations
+
+from fleetscale.controller.observe import lapsed_hosts, unattended_workers
+from fleetscale.controller.policy import HostView, Observation, Policy, State, decide
+from fleetscale.controller.quota import hold
+from fleetscale.registry import Member
+
+FIXED = Policy(min=4, max=4)
+NOW_S = 1000.0
+
+
+def at_max(unattended: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """The quotas of a fleet fixed at 4, split 2 + 2, whose host B has lapsed."""
+    state = State(desired=4, quotas=(("A", 2), ("B", 2)))
+    observation = Observation(hosts=(HostView("A", 4, 2, 2, 0),), unattended=unattended)
+    decision = decide(observation, state, FIXED, NOW_S)
+    assert decision.desired == 4
+    return dict(decision.quotas)
+
+
+def test_a_lapsed_host_whose_workers_run_on_keeps_their_share() -> None:
+    assert at_max((("B", 2),)) == {"A": 2, "B": 2}, "A would run 4 beside B's 2"
+
+
+def test_a_lapsed_host_keeps_only_the_workers_still_running_and_the_rest_moves() -> None:
+    assert at_max((("B", 1),)) == {"A": 3, "B": 1}
+    assert at_max(()) == {"A": 4}, "a host whose workers are gone hands all of it over"
+
+
+def test_when_the_fleet_shrinks_below_the_unattended_workers_the_others_get_none() -> None:
+    state = State(desired=4, quotas=(("A", 1), ("B", 3)))
+    observation = Observation(hosts=(HostView("A", 4, 1, 1, 0),), unattended=(("B", 3),))
+    decision = decide(observation, state, Policy(min=2, max=2), NOW_S)
+    assert (decision.desired, dict(decision.quotas)) == (2, {"A": 0, "B": 2})
+
+
+def test_hold_keeps_what_runs_in_host_order_up_to_the_fleet_size() -> None:
+    assert hold(5, [("b", 2), ("a", 2)]) == {"a": 2, "b": 2}
+    assert hold(3, [("b", 2), ("a", 2)]) == {"a": 2, "b": 1}
+    assert hold(2, [("b", 2), ("a", 2), ("c", 0)]) == {"a": 2}
+    assert hold(0, [("a", 2)]) == {}
+
+
+def test_lapsed_hosts_are_those_given_workers_that_no_longer_heartbeat() -> None:
+    live = [Member("A", {"capacity": "4"})]
+    assert lapsed_hosts((("A", 2), ("B", 2), ("C", 0)), live) == {"B"}
+
+
+def test_only_workers_taking_jobs_on_a_lapsed_host_count() -> None:
+    workers = [
+        Member("B:1:a", {"host": "B", "state": "running"}),
+        Member("B:2:b", {"host": "B", "state": "running"}),
+        Member("B:3:c", {"host": "B", "state": "warm"}),
+        Member("B:4:d", {"host": "B", "state": "draining"}),
+        Member("B:5:e", {"host": "B"}),  # another version's, no state: counts
+        Member("A:6:f", {"host": "A", "state": "running"}),  # A is attended
+        Member("x:7:g", {"host": "x", "state": "running"}),  # a hand-started worker
+    ]
+    assert unattended_workers(workers, {"B"}) == (("B", 3),)
+    assert unattended_workers([], {"B"}) == ()
