@@ -10,12 +10,14 @@ import click
 
 from fleetscale.app import load_app
 from fleetscale.cli.options import (
+    check_min_max,
+    duration_option,
     logging_options,
     redis_settings,
     redis_url_option,
     refuse_empty_url,
     reports_errors,
-    to_seconds,
+    target_p99_option,
 )
 from fleetscale.cli.root import main
 from fleetscale.cli.worker import worker_command
@@ -29,6 +31,9 @@ from fleetscale.keys import validate_fleet_name
 
 SET_FOR_WORKERS = ("--redis-url", "--warm", "--zygote", "--burst")
 """`fleetscale worker` flags a controller sets, or must not, for the workers it starts."""
+MAX_HOST_WORKERS = 10_000
+"""The most worker processes `--capacity` and `--warm` allow on one host: each is a
+Python interpreter of tens of MB, so more is a typo, not a host."""
 
 
 def _worker_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -67,14 +72,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @main.command("controller")
 @click.argument("app_path", metavar="APP")
 @redis_url_option
-@click.option(
-    "--target-p99",
-    default="500ms",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="Queue-wait target: 99 % of jobs start within this.",
-)
+@target_p99_option("Queue-wait target: 99 % of jobs start within this")
 @click.option(
     "--min",
     "min_workers",
@@ -93,7 +91,7 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 )
 @click.option(
     "--capacity",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_HOST_WORKERS),
     help="Most worker processes on this host, warm spares included [default: CPUs "
     "allowed by affinity and cgroup quota].",
 )
@@ -106,35 +104,26 @@ def _fleet_of(app_path: str, fleet: str | None) -> str:
 @click.option("--fleet", help="The fleet name, when APP cannot be imported here.")
 @click.option(
     "--warm",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_HOST_WORKERS),
     default=1,
     show_default=True,
     help="Warm spare workers: connected, taking jobs within milliseconds of a scale-up "
     "(within --capacity: a full host keeps none).",
 )
-@click.option(
-    "--tick",
-    default="1s",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="Decision period.",
-)
-@click.option(
+@duration_option("--tick", default="1s", least_s=0.1, most_s=60, help_text="Decision period")
+@duration_option(
     "--lease-ttl",
     default="5s",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="Leader lease, at least 2 × --tick; a dead leader is replaced after this.",
+    least_s=0.2,
+    most_s=3600,
+    help_text="Leader lease, at least 2 × --tick; a dead leader is replaced after this",
 )
-@click.option(
+@duration_option(
     "--stop-grace",
     default="30s",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="How long a stopping worker may drain before SIGKILL.",
+    least_s=0,
+    most_s=86_400,
+    help_text="How long a stopping worker may drain before SIGKILL",
 )
 @click.option(
     "--worker-args",
@@ -206,12 +195,13 @@ def controller_command(
             "use a name of printable characters, not only spaces, without ':' or '#'",
             param_hint="--host-id",
         )
-    if tick <= 0 or lease_ttl < 2 * tick:
+    if lease_ttl < 2 * tick:
         raise click.BadParameter(
-            "need 0 < 2 × --tick ≤ --lease-ttl: the leader renews its lease each tick, "
+            "need 2 × --tick ≤ --lease-ttl: the leader renews its lease each tick, "
             "and one slow tick must not lose it",
             param_hint="--lease-ttl",
         )
+    check_min_max(min_workers, max_workers)
     flags = Policy(target_p99_s=target_p99, min=min_workers, max=max_workers).validate()
     settings = ControllerSettings(
         host_id=host_id,

@@ -11,11 +11,11 @@ import click
 from click.core import ParameterSource
 
 from fleetscale.cli.options import (
+    duration_option,
     logging_options,
     plot_option,
     reports_errors,
-    seconds_within,
-    to_seconds,
+    target_p99_option,
 )
 from fleetscale.cli.root import main
 from fleetscale.controller.policy import Policy
@@ -55,13 +55,12 @@ class LiveView:
 
 
 @main.command("demo")
-@click.option(
+@duration_option(
     "--duration",
     default="60s",
-    callback=seconds_within(MIN_DURATION_S, MAX_DURATION_S, "from 10s to 24h"),
-    metavar="DURATION",
-    show_default=True,
-    help="Length of the built-in load (it stretches to it), from 10s to 24h.",
+    least_s=MIN_DURATION_S,
+    most_s=MAX_DURATION_S,
+    help_text="Length of the built-in load (it stretches to it)",
 )
 @click.option(
     "--trace",
@@ -70,14 +69,7 @@ class LiveView:
     help="A shipped trace name or a `t_s,rate_per_s` CSV instead of the built-in load "
     "(it sets its own length).",
 )
-@click.option(
-    "--target-p99",
-    default="500ms",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="The wait target.",
-)
+@target_p99_option("The wait target")
 @click.option(
     "--capacity",
     type=click.IntRange(1, 256),

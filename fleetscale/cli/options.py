@@ -20,6 +20,7 @@ from fleetscale.errors import (
     SubmitError,
 )
 from fleetscale.exitcode import ExitCode
+from fleetscale.histogram import MAX_VALUE_S
 from fleetscale.keys import validate_fleet_name
 from fleetscale.logs import configure_logging
 from fleetscale.plotting import pyplot
@@ -38,13 +39,26 @@ def to_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float 
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
-def seconds_within(
-    least_s: float, most_s: float, hint: str
-) -> Callable[[click.Context, click.Parameter, Any], float | None]:
-    """Click callback for a duration option bounded to [`least_s`, `most_s`] seconds.
+def duration_text(seconds: float) -> str:
+    """`seconds` as a user would type it, in the largest unit that holds it whole:
+    0 → `0s`, 0.01 → `10ms`, 90 → `90s`, 600 → `10m`, 86400 → `24h`."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{round(seconds / size)}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds else "0s"
 
-    `hint` says the range in the option's own units, e.g. "from 1s to 15m".
-    """
+
+def range_text(least_s: float, most_s: float) -> str:
+    """A range of durations as a user would type them, e.g. `from 1s to 15m`."""
+    return f"from {duration_text(least_s)} to {duration_text(most_s)}"
+
+
+def seconds_within(
+    least_s: float, most_s: float
+) -> Callable[[click.Context, click.Parameter, Any], float | None]:
+    """Click callback for a duration option bounded to [`least_s`, `most_s`] seconds;
+    the error says the range (`range_text`)."""
+    hint = range_text(least_s, most_s)
 
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
         seconds = to_seconds(ctx, param, value)
@@ -53,6 +67,38 @@ def seconds_within(
         return seconds
 
     return check
+
+
+def duration_option(
+    *decls: str, default: str | None, least_s: float, most_s: float, help_text: str
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A duration option (`250ms`, `2s`, `1m`, `1h` or seconds; read as seconds) refused
+    outside [`least_s`, `most_s`] with a usage error naming it, so a typo such as `1e12`
+    never reaches a run; its help ends with the range."""
+    return click.option(
+        *decls,
+        default=default,
+        show_default=default is not None,
+        callback=seconds_within(least_s, most_s),
+        metavar="DURATION",
+        help=f"{help_text}, {range_text(least_s, most_s)}.",
+    )
+
+
+def target_p99_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--target-p99`, default 500ms, within what a policy takes: more than 0 and at
+    most the longest wait measured (a longer target could never be missed)."""
+    return duration_option(
+        "--target-p99", default="500ms", least_s=0.001, most_s=MAX_VALUE_S, help_text=help_text
+    )
+
+
+def check_min_max(min_workers: int, max_workers: int) -> None:
+    """Refuse `--min` above `--max`, naming both (a policy would name its keys)."""
+    if min_workers > max_workers:
+        raise click.BadParameter(
+            f"{min_workers} is above --max {max_workers}: need --min ≤ --max", param_hint="--min"
+        )
 
 
 def writable_parent(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:

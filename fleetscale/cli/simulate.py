@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from fleetscale.cli.options import fail, plot_option, to_seconds
+from fleetscale.cli.options import (
+    check_min_max,
+    duration_option,
+    fail,
+    plot_option,
+    target_p99_option,
+    to_seconds,
+)
 from fleetscale.cli.root import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
@@ -20,7 +25,8 @@ from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
 from fleetscale.sim.service import check_service
 from fleetscale.sim.trace import SHIPPED, load_trace
 
-F = TypeVar("F", bound=Callable[..., Any])
+SIM_CAPACITY = sum(capacity for _, capacity in SimConfig().hosts)
+"""The simulated hosts' capacity, workers: the most `--min` and `--max` may ask for."""
 
 
 def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -32,16 +38,17 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
     return value
 
 
-def _duration_option(flag: str, default: str | None, help_text: str) -> Callable[[F], F]:
-    """A duration option (`250ms`, `2s`, `1m` or seconds), read as seconds."""
-    return click.option(
-        flag,
-        default=default,
-        show_default=default is not None,
-        callback=to_seconds,
-        metavar="DURATION",
-        help=help_text,
-    )
+def _within_capacity(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Click callback: `--min`/`--max` up to the simulated hosts' capacity (the pool
+    could never run more)."""
+    if value is not None and value > SIM_CAPACITY:
+        raise click.BadParameter(
+            f"{value} is above the simulated hosts' capacity, {SIM_CAPACITY} workers: "
+            f"use at most {SIM_CAPACITY}",
+            ctx,
+            param,
+        )
+    return value
 
 
 @main.command("simulate")
@@ -62,10 +69,14 @@ def _duration_option(flag: str, default: str | None, help_text: str) -> Callable
 )
 @plot_option("Write a PNG here, a name ending in .png (needs matplotlib).", "plot_path")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@_duration_option(
-    "--target-p99", "500ms", "Queue-wait target (p99) the run is sized and judged against."
+@target_p99_option("Queue-wait target (p99) the run is sized and judged against")
+@duration_option(
+    "--service-time",
+    default=None,
+    least_s=0.0001,
+    most_s=3600,
+    help_text="Mean run time (by default the trace's, else 200ms)",
 )
-@_duration_option("--service-time", None, "Mean run time [trace's, else 200ms].")
 @click.option(
     "--service-cv",
     type=float,
@@ -73,24 +84,33 @@ def _duration_option(flag: str, default: str | None, help_text: str) -> Callable
     callback=_service_cv,
     help="Run-time cv, 0 to 1000; lognormal when > 0, constant at 0 [trace's, else 1].",
 )
-@_duration_option("--startup", "1s", "Cold start-up of a worker.")
-@_duration_option(
-    "--period", "1s", "Decision period of the default policy; the timeline keeps a row a second."
+@duration_option(
+    "--startup", default="1s", least_s=0, most_s=3600, help_text="Cold start-up of a worker"
+)
+@click.option(
+    "--period",
+    default="1s",
+    show_default=True,
+    callback=to_seconds,
+    metavar="DURATION",
+    help="Decision period of the default policy; the timeline keeps a row a second.",
 )
 @click.option(
     "--min",
     "min_workers",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Fewest workers, up to the simulated hosts' capacity, 512 (more is refused).",
+    callback=_within_capacity,
+    help=f"Fewest workers, up to the simulated hosts' capacity, {SIM_CAPACITY}.",
 )
 @click.option(
     "--max",
     "max_workers",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
-    help="Most workers, up to the simulated hosts' capacity (more is refused) [512].",
+    callback=_within_capacity,
+    help=f"Most workers, up to the simulated hosts' capacity [{SIM_CAPACITY}].",
 )
 @click.option(
     "--seed",
@@ -121,6 +141,7 @@ def simulate(
       fleetscale simulate --trace step --policy default --plot step.png
       fleetscale simulate --trace my_load.csv --policy hpa --json
     """
+    check_min_max(min_workers, SIM_CAPACITY if max_workers is None else max_workers)
     try:
         trace = load_trace(trace_name)
         settings = {"target_p99_s": str(target_p99), "min": str(min_workers)}

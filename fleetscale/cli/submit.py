@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 import click
 
 from fleetscale.cli.options import (
+    duration_option,
     exit_code_for,
     fail,
     fleet_argument,
@@ -18,7 +19,6 @@ from fleetscale.cli.options import (
     redis_settings,
     redis_url_option,
     reports_errors,
-    to_seconds,
 )
 from fleetscale.cli.root import discard_stdout, main
 from fleetscale.cli.words import counted, noun
@@ -28,6 +28,8 @@ from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
 CHUNK = 1000
 MAX_COUNT = 10_000_000
 """The most jobs one `--count` submits: a typo must not fill Redis."""
+MAX_DELAY_S = 365 * 86_400.0
+"""The longest `--delay`, a year: a queue, not a calendar."""
 
 
 def _json_arg(value: str | None, name: str, kind: type) -> Any:
@@ -80,22 +82,22 @@ def _file_jobs(stream: BinaryIO, max_payload_bytes: int) -> Iterator[JobSpec]:
     help='JSON lines, one job each: {"task": ..., "args": [...], "kwargs": {...}}; - for stdin.',
 )
 @click.option("--job-id", help="Your id for the job; resubmitting it is a no-op while it is known.")
-@click.option(
+@duration_option(
     "--delay",
     default="0",
-    callback=to_seconds,
-    metavar="DURATION",
-    help="Run no earlier than this from now.",
+    least_s=0,
+    most_s=MAX_DELAY_S,
+    help_text="Run no earlier than this from now",
 )
 @click.option(
     "--max-backlog", type=click.IntRange(min=1), help="Refuse when the backlog is at least this."
 )
-@click.option(
+@duration_option(
     "--timeout",
     default="0",
-    callback=to_seconds,
-    metavar="DURATION",
-    help="With --max-backlog, wait this long for room.",
+    least_s=0,
+    most_s=3600,
+    help_text="With --max-backlog, wait this long for room",
 )
 @redis_url_option
 @logging_options

@@ -10,13 +10,13 @@ import click
 
 from fleetscale.app import load_app
 from fleetscale.cli.options import (
+    duration_option,
     exit_code_for,
     fail,
     logging_options,
     redis_settings,
     redis_url_option,
     reports_errors,
-    to_seconds,
 )
 from fleetscale.cli.root import main
 from fleetscale.config import MIB, WorkerSettings
@@ -26,22 +26,27 @@ from fleetscale.worker.lifeline import Lifeline
 from fleetscale.worker.process import run_worker
 from fleetscale.worker.zygote import CONTROL_FD_ENV, serve
 
+MAX_SAMPLE_EVERY = 1_000_000
+"""The sparsest fixed sampling, 1 wait in this many: fewer samples would leave a fleet's
+p99 unmeasured (the adaptive 0 aims for about 200 a second)."""
+MAX_PAYLOAD_BYTES = 512 * MIB
+"""The largest job limit: Redis refuses a value over 512 MB (`proto-max-bulk-len`)."""
+
 
 @main.command("worker")
 @click.argument("app_path", metavar="APP")
 @redis_url_option
 @click.option("--burst", is_flag=True, help="Exit once the stream is drained.")
-@click.option(
+@duration_option(
     "--min-idle",
     default="30s",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="Reclaim jobs another worker has held this long without renewing.",
+    least_s=1,
+    most_s=86_400,
+    help_text="Reclaim jobs another worker has held this long without renewing",
 )
 @click.option(
     "--sample-every",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_SAMPLE_EVERY),
     default=0,
     show_default=True,
     help="Record 1 in N job waits; 0 adapts N to the job rate.",
@@ -53,17 +58,16 @@ from fleetscale.worker.zygote import CONTROL_FD_ENV, serve
     show_default=True,
     help="Most jobs taken per fetch.",
 )
-@click.option(
+@duration_option(
     "--prefetch-window",
     default="10ms",
-    callback=to_seconds,
-    metavar="DURATION",
-    show_default=True,
-    help="Fetch only the jobs this worker expects to start within this time.",
+    least_s=0,
+    most_s=60,
+    help_text="Fetch only the jobs this worker expects to start within this time",
 )
 @click.option(
     "--max-payload-bytes",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_PAYLOAD_BYTES),
     default=MIB,
     show_default=True,
     help="Dead-letter jobs that encode to more than this unread; match the producers' "

@@ -138,7 +138,9 @@ def load_trace(name_or_path: str) -> Trace:
     """Load a shipped trace by name, or a CSV file by path.
 
     Raises:
-        ConfigurationError: for an unknown name, an unreadable file or a bad CSV.
+        ConfigurationError: for a name that is neither shipped nor an existing file
+            (saying the file does not exist and naming the shipped traces), an
+            unreadable file or a bad CSV.
     """
     if name_or_path in SHIPPED:
         resource = resources.files("fleetscale.sim") / "traces" / f"{name_or_path}.csv"
@@ -146,7 +148,8 @@ def load_trace(name_or_path: str) -> Trace:
     path = Path(name_or_path)
     if not path.exists():
         raise ConfigurationError(
-            f"unknown trace {name_or_path!r}: use one of {', '.join(SHIPPED)} or a CSV path"
+            f"unknown trace {name_or_path!r}: no file of that name exists, and no shipped "
+            f"trace has it ({', '.join(SHIPPED)}); give a shipped name or a CSV file's path"
         )
     if not path.is_file():
         raise ConfigurationError(f"trace {name_or_path!r} is not a regular file: give a CSV file")

@@ -400,8 +400,8 @@ UNREACHABLE = ("--redis-url", "redis://127.0.0.1:1/0")
     ("args", "words"),
     [(("--duration", "25h"), ("--duration", "24h")),
      (("--trace", "step", "--duration", "2m"), ("--duration", "--trace")),
-     (("--target-p99", "0"), ("target_p99",)),
-     (("--target-p99", "20m"), ("target_p99", "600 s")),
+     (("--target-p99", "0"), ("--target-p99", "1ms to 10m")),
+     (("--target-p99", "20m"), ("--target-p99", "1ms to 10m")),
      (("--plot", "demo.svg"), ("--plot", ".png"))],
     ids=["duration past a day", "duration with a trace", "zero target", "target past 10m",
          "plot not png"],
@@ -471,3 +471,106 @@ def test_a_jobs_file_line_a_producer_would_refuse_is_named_before_any_job_goes_i
     result = run("submit", fleet, "--file", str(jobs), "--redis-url", redis_url)
     assert_one_line(result, ExitCode.USAGE, "line 1501: ", says)
     assert result.stdout == "" and not client.exists(FleetKeys(fleet).jobs), "nothing went in"
+
+
+APP = "tests.apps.ledger:app"
+
+ABSURD = [
+    (("worker", APP, "--sample-every", "99999999999"), "--sample-every", "1000000"),
+    (("worker", APP, "--min-idle", "1e12"), "--min-idle", "from 1s to 24h"),
+    (("worker", APP, "--prefetch-window", "1e12"), "--prefetch-window", "from 0s to 1m"),
+    (("worker", APP, "--max-payload-bytes", "99999999999999"), "--max-payload-bytes", "536870912"),
+    (("controller", APP, "--lease-ttl", "1e12"), "--lease-ttl", "from 200ms to 1h"),
+    (("controller", APP, "--tick", "1e12", "--lease-ttl", "1h"), "--tick", "from 100ms to 1m"),
+    (("controller", APP, "--stop-grace", "1e12"), "--stop-grace", "from 0s to 24h"),
+    (("controller", APP, "--capacity", "999999"), "--capacity", "10000"),
+    (("controller", APP, "--warm", "999999"), "--warm", "10000"),
+    (("submit", "media", "resize", "--delay", "1e20"), "--delay", "from 0s to 8760h"),
+    (("submit", "media", "resize", "--max-backlog", "1", "--timeout", "1e300"), "--timeout",
+     "from 0s to 1h"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "bound"), ABSURD, ids=[f"{a[0]} {o}" for a, o, _ in ABSURD]
+)
+def test_an_absurd_value_is_one_line_naming_the_option_and_its_range_before_connecting(
+    args: tuple[str, ...], option: str, bound: str
+) -> None:
+    # They were taken: a 1e12 s lease, 1 sample in 1e11, a submit waiting 1e300 s for room.
+    assert_one_line(run(*args, *UNREACHABLE), ExitCode.USAGE, option, bound)
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "bound"),
+    [(("--service-time", "1e12"), "--service-time", "from 0.1ms to 1h"),
+     (("--startup", "1e12"), "--startup", "from 0s to 1h")],
+)  # fmt: skip
+def test_an_absurd_simulate_duration_is_one_line_naming_the_option_and_its_range(
+    args: tuple[str, ...], option: str, bound: str
+) -> None:
+    # A simulation of 1e12 s jobs ran and printed its meaningless summary, exit 0.
+    result = run("simulate", "--trace", "step", *args)
+    assert_one_line(result, ExitCode.USAGE, option, bound)
+    assert result.stdout == ""
+
+
+LEAKS = [
+    (("worker", APP, "--min-idle", "0", *UNREACHABLE), ("--min-idle",), "min_idle_s"),
+    (("controller", APP, "--target-p99", "0", *UNREACHABLE), ("--target-p99",), "target_p99_s"),
+    (("controller", APP, "--min", "5", "--max", "2", *UNREACHABLE), ("--min", "--max 2"), "min="),
+    (("simulate", "--trace", "step", "--target-p99", "1h"), ("--target-p99",), "target_p99_s"),
+    (("simulate", "--trace", "step", "--min", "5", "--max", "2"), ("--min", "--max 2"), "min="),
+    (("simulate", "--trace", "step", "--min", "-1"), ("--min",), "min="),
+    (("demo", "--target-p99", "0", *UNREACHABLE), ("--target-p99",), "target_p99_s"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "words", "internal"), LEAKS, ids=[f"{a[0]} {w[0]} ({i})" for a, w, i in LEAKS]
+)
+def test_a_refused_value_names_the_option_typed_not_a_settings_field(
+    args: tuple[str, ...], words: tuple[str, ...], internal: str
+) -> None:
+    # They said "min_idle_s must be > 0", "target_p99_s=0.0 must be > 0", "min=5 max=2".
+    result = run(*args)
+    assert_one_line(result, ExitCode.USAGE, *words)
+    assert internal not in result.stderr, result.stderr
+
+
+BOUNDED = [
+    ("worker", "--min-idle", "from 1s to 24h"),
+    ("worker", "--prefetch-window", "from 0s to 1m"),
+    ("worker", "--sample-every", "0<=x<=1000000"),
+    ("controller", "--tick", "from 100ms to 1m"),
+    ("controller", "--lease-ttl", "from 200ms to 1h"),
+    ("controller", "--capacity", "0<=x<=10000"),
+    ("controller", "--stop-grace", "from 0s to 24h"),
+    ("controller", "--target-p99", "from 1ms to 10m"),
+    ("submit", "--delay", "from 0s to 8760h"),
+    ("submit", "--timeout", "from 0s to 1h"),
+    ("simulate", "--target-p99", "from 1ms to 10m"),
+    ("simulate", "--service-time", "from 0.1ms to 1h"),
+    ("simulate", "--startup", "from 0s to 1h"),
+    ("demo", "--target-p99", "from 1ms to 10m"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "bound"), BOUNDED, ids=[f"{c} {o}" for c, o, _ in BOUNDED]
+)
+def test_help_shows_the_range_of_a_bounded_option(command: str, option: str, bound: str) -> None:
+    shown = CliRunner().invoke(main, [command, "--help"], prog_name="fleetscale").output
+    entry = " ".join(shown.split(f"  {option} ", 1)[1].split("\n  --", 1)[0].split())
+    assert bound in entry, entry
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "stepp"])
+def test_a_trace_neither_a_file_nor_shipped_says_the_file_does_not_exist_and_lists_the_shipped(
+    name: str,
+) -> None:
+    # "unknown trace 'missing.csv'" for a path that does not exist.
+    result = run("simulate", "--trace", name)
+    assert_one_line(
+        result, ExitCode.USAGE, repr(name), "no file of that name exists", "step, spike"
+    )

@@ -216,7 +216,7 @@ def test_a_plot_name_not_ending_in_png_is_refused_before_the_run(tmp_path: Path,
 
 @pytest.mark.parametrize(
     ("flag", "says"),
-    [("--min", "min 600 is above"), ("--max", "max 1000 is above")],
+    [("--min", "'--min': 600 is above"), ("--max", "'--max': 1000 is above")],
 )
 def test_min_or_max_above_the_simulated_hosts_capacity_is_refused(flag: str, says: str) -> None:
     value = "600" if flag == "--min" else "1000"
