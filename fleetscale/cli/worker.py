@@ -62,8 +62,9 @@ MAX_PAYLOAD_BYTES = 512 * MIB
     "--prefetch-window",
     default="10ms",
     least_s=0,
-    most_s=60,
-    help_text="Fetch only the jobs this worker expects to start within this time",
+    most_s=86_400,
+    help_text="Fetch only the jobs this worker expects to start within this time (a long "
+    "one fetches up to --max-batch)",
 )
 @click.option(
     "--max-payload-bytes",

@@ -478,7 +478,7 @@ APP = "tests.apps.ledger:app"
 ABSURD = [
     (("worker", APP, "--sample-every", "99999999999"), "--sample-every", "1000000"),
     (("worker", APP, "--min-idle", "1e12"), "--min-idle", "from 1s to 24h"),
-    (("worker", APP, "--prefetch-window", "1e12"), "--prefetch-window", "from 0s to 1m"),
+    (("worker", APP, "--prefetch-window", "1e12"), "--prefetch-window", "from 0s to 24h"),
     (("worker", APP, "--max-payload-bytes", "99999999999999"), "--max-payload-bytes", "536870912"),
     (("controller", APP, "--lease-ttl", "1e12"), "--lease-ttl", "from 200ms to 1h"),
     (("controller", APP, "--tick", "1e12", "--lease-ttl", "1h"), "--tick", "from 100ms to 1m"),
@@ -540,7 +540,7 @@ def test_a_refused_value_names_the_option_typed_not_a_settings_field(
 
 BOUNDED = [
     ("worker", "--min-idle", "from 1s to 24h"),
-    ("worker", "--prefetch-window", "from 0s to 1m"),
+    ("worker", "--prefetch-window", "from 0s to 24h"),
     ("worker", "--sample-every", "0<=x<=1000000"),
     ("controller", "--tick", "from 100ms to 1m"),
     ("controller", "--lease-ttl", "from 200ms to 1h"),
