@@ -37,11 +37,11 @@ Python interpreter of tens of MB, so more is a typo, not a host."""
 
 
 def _worker_words(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    """Click callback: split `--worker-args` as a shell would and parse them as
-    `fleetscale worker` does, or refuse them: an unknown flag failed every worker's start,
-    a back-off for ever, and a `--redis-url` there overrode `--worker-redis-url` unseen.
-    (Values are checked by the workers: their parser's callbacks would set this
-    process's logging.)"""
+    """Click callback: split `--worker-args` as a shell would and parse and check them as
+    `fleetscale worker` does, or refuse them: an unknown flag or a bad value failed every
+    worker's start, a back-off for ever, and a `--redis-url` there overrode
+    `--worker-redis-url` unseen. Values are checked by the worker options' types; their
+    callbacks are not run (they would set this process's logging)."""
     try:
         words = shlex.split(value)
     except ValueError as exc:
@@ -52,7 +52,10 @@ def _worker_words(ctx: click.Context, param: click.Parameter, value: str) -> tup
             raise click.BadParameter(f"{flag} is the controller's to set{hint}", ctx, param)
     worker = click.Context(worker_command, info_name="worker")
     try:
-        _, extra, _ = worker_command.make_parser(worker).parse_args(["APP", *words])
+        given, extra, _ = worker_command.make_parser(worker).parse_args(["APP", *words])
+        for option in worker_command.params:
+            if option.name in given:
+                option.type_cast_value(worker, given[option.name])
     except click.UsageError as exc:
         raise click.BadParameter(f"fleetscale worker: {exc.format_message()}", ctx, param) from None
     if extra:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,16 +30,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def to_seconds(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
-    """Click callback for duration options: `250ms`, `2s`, `1m` or seconds → seconds."""
-    if value is None or isinstance(value, float):
-        return value
-    try:
-        return parse_duration(value)
-    except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
 def duration_text(seconds: float) -> str:
     """`seconds` as a user would type it, in the largest unit that holds it whole:
     0 → `0s`, 0.01 → `10ms`, 90 → `90s`, 600 → `10m`, 86400 → `24h`."""
@@ -53,20 +44,31 @@ def range_text(least_s: float, most_s: float) -> str:
     return f"from {duration_text(least_s)} to {duration_text(most_s)}"
 
 
-def seconds_within(
-    least_s: float, most_s: float
-) -> Callable[[click.Context, click.Parameter, Any], float | None]:
-    """Click callback for a duration option bounded to [`least_s`, `most_s`] seconds;
-    the error says the range (`range_text`)."""
-    hint = range_text(least_s, most_s)
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
+    """A duration option's type: `250ms`, `2s`, `1m`, `1h` or seconds, read as seconds
+    and refused outside [`least_s`, `most_s`] with an error that says the range.
 
-    def check(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
-        seconds = to_seconds(ctx, param, value)
-        if seconds is not None and not least_s <= seconds <= most_s:
-            raise click.BadParameter(f"{value!r} is out of range: use {hint}", ctx, param)
+    A type rather than a callback, so `controller --worker-args` checks a worker's values
+    with the worker's own types without running its callbacks (which set up logging).
+    """
+
+    name = "duration"
+
+    def __init__(self, least_s: float = 0.0, most_s: float = math.inf) -> None:
+        self.least_s = least_s
+        self.most_s = most_s
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
+        if not self.least_s <= seconds <= self.most_s:
+            self.fail(f"{value!r} is out of range: use {range_text(self.least_s, self.most_s)}",
+                      param, ctx)  # fmt: skip
         return seconds
-
-    return check
 
 
 def duration_option(
@@ -79,7 +81,7 @@ def duration_option(
         *decls,
         default=default,
         show_default=default is not None,
-        callback=seconds_within(least_s, most_s),
+        type=Duration(least_s, most_s),
         metavar="DURATION",
         help=f"{help_text}, {range_text(least_s, most_s)}.",
     )

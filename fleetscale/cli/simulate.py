@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from fleetscale.cli.options import (
+    Duration,
     check_min_max,
     duration_option,
     fail,
     plot_option,
     target_p99_option,
-    to_seconds,
 )
 from fleetscale.cli.root import main
 from fleetscale.errors import ConfigurationError
@@ -91,7 +91,7 @@ def _within_capacity(ctx: click.Context, param: click.Parameter, value: int | No
     "--period",
     default="1s",
     show_default=True,
-    callback=to_seconds,
+    type=Duration(),
     metavar="DURATION",
     help="Decision period of the default policy; the timeline keeps a row a second.",
 )

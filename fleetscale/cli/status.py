@@ -14,12 +14,12 @@ import click
 from click.core import ParameterSource
 
 from fleetscale.cli.options import (
+    Duration,
     fleet_argument,
     json_option,
     redis_settings,
     redis_url_option,
     reports_errors,
-    seconds_within,
 )
 from fleetscale.cli.root import main
 from fleetscale.cli.words import counted
@@ -122,7 +122,7 @@ def render(status: dict[str, Any]) -> str:
 @click.option(
     "--interval",
     default="2s",
-    callback=seconds_within(0.1, 86_400),
+    type=Duration(0.1, 86_400),
     metavar="DURATION",
     show_default=True,
     help="Refresh period with --watch, from 100ms to 24h.",
@@ -130,7 +130,7 @@ def render(status: dict[str, Any]) -> str:
 @click.option(
     "--window",
     default="10s",
-    callback=seconds_within(1, TELEMETRY_RETENTION_S),
+    type=Duration(1, TELEMETRY_RETENTION_S),
     metavar="DURATION",
     show_default=True,
     help=f"Sliding window of the wait quantiles and rates, from 1s (telemetry is kept a "

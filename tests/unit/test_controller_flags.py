@@ -43,13 +43,17 @@ def test_names_with_spaces_or_accents_and_a_lease_of_two_ticks_pass_the_checks()
     ("words", "named"),
     [("--nosuch", "--nosuch"), ("--min-idle", "--min-idle"), ("10s", "10s"),
      ("--redis-url redis://other:6379/0", "--redis-url"), ("--redis-url=redis://x", "--redis-url"),
-     ("--warm", "--warm"), ("--burst", "--burst"), ("--zygote", "--zygote")],
+     ("--warm", "--warm"), ("--burst", "--burst"), ("--zygote", "--zygote"),
+     ("--min-idle 1e12", "--min-idle"), ("--min-idle x", "--min-idle"),
+     ("--max-batch 0", "--max-batch"), ("--sample-every -3", "--sample-every"),
+     ("--log-level nope", "--log-level"), ("--max-payload-bytes=lots", "--max-payload-bytes")],
 )  # fmt: skip
 def test_worker_args_that_every_worker_would_refuse_or_the_controller_sets_are_refused(
     words: str, named: str
 ) -> None:
-    # Accepted, '--nosuch' failed every worker's start (a back-off for ever), and a
-    # '--redis-url' there sent the workers elsewhere than --worker-redis-url, unseen.
+    # Accepted, '--nosuch' or '--min-idle 1e12' failed every worker's start (a back-off
+    # for ever), and a '--redis-url' there sent the workers elsewhere than
+    # --worker-redis-url, unseen.
     code, output = controller("--worker-args", words)
     assert code == ExitCode.USAGE, output
     assert "--worker-args" in output and named in output
