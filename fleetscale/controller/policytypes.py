@@ -97,6 +97,23 @@ _ALIASES = {
 }
 
 
+DURATION_BOUNDS_S: dict[str, tuple[bool, float]] = {
+    "scale_up_period_s": (False, 1800.0),
+    "scale_down_period_s": (False, 1800.0),
+    "scale_up_stabilisation_s": (True, 3600.0),
+    "scale_down_stabilisation_s": (True, 3600.0),
+    "startup_grace_s": (True, 3600.0),
+    "max_signal_age_s": (False, 3600.0),
+    "rate_smoothing_s": (True, 3600.0),
+    "change_budget_window_s": (False, 86_400.0),
+    "scale_to_zero_after_s": (True, 86_400.0),
+}
+"""Each duration field of `Policy`: (whether it may be 0, its most seconds). The bounds
+catch typos: a stabilisation window keeps a recommendation a tick in the stored plan
+state, so one of days (`1e12`) would write megabytes a tick and never scale down; the
+Kubernetes HPA caps its windows at an hour and its periods at 30 minutes too."""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A fleet's scaling policy; validated, versioned and hot-reloaded by the controller.
@@ -196,16 +213,13 @@ class Policy:
         return self
 
     def _validate_durations(self) -> None:
-        for name in ("scale_up_period_s", "scale_down_period_s", "change_budget_window_s"):
-            _require(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be > 0, e.g. 10s")
-        _require(
-            self.max_signal_age_s > 0,
-            f"max_signal_age_s={self.max_signal_age_s} must be > 0, e.g. 10s",
-        )
-        _require(
-            self.scale_to_zero_after_s >= 0,
-            f"scale_to_zero_after_s={self.scale_to_zero_after_s} must be ≥ 0, e.g. 5m",
-        )
+        for name, (may_be_zero, most_s) in DURATION_BOUNDS_S.items():
+            value = getattr(self, name)
+            least = "≥ 0" if may_be_zero else "> 0"
+            _require(
+                (value >= 0 if may_be_zero else value > 0) and value <= most_s,
+                f"{name}={value:g} must be {least} and at most {most_s:g} s",
+            )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str]) -> Policy:

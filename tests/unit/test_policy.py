@@ -27,6 +27,7 @@ from fleetscale.controller.policy import (
     State,
     decide,
 )
+from fleetscale.controller.policytypes import DURATION_BOUNDS_S
 from fleetscale.controller.quota import assign_quotas
 from fleetscale.controller.recommend import BAND_Z, Step, Tick, capacity_workers
 from fleetscale.errors import ConfigurationError
@@ -649,7 +650,19 @@ BAD = [
     BadSetting("an infinite step ratio", {"scale_up_step_ratio": "inf"}, "finite"),
     BadSetting("a step ratio that overflows", {"scale_up_step_ratio": "1e308"}, "1000"),
     BadSetting("not a number", {"tolerance": "nan"}, "finite"),
+    # A window of days kept a recommendation a tick in the stored plan state and never
+    # let the fleet scale down.
+    BadSetting("a stabilisation of years", {"stabilisation": "1e12"}, "at most 3600 s"),
+    BadSetting("a scale-up period over 30m", {"scale_up_period": "31m"}, "scale_up_period_s"),
+    BadSetting("a smoothing of hours", {"rate_smoothing": "2h"}, "rate_smoothing_s"),
+    BadSetting("a startup grace of days", {"startup_grace": "48h"}, "startup_grace_s"),
+    BadSetting("an idle period over a day", {"scale_to_zero_after": "25h"}, "at most 86400 s"),
 ]
+
+
+def test_every_duration_of_a_policy_has_bounds() -> None:
+    durations = {name for name in Policy().to_dict() if name.endswith("_s")}
+    assert durations - {"target_p99_s"} == set(DURATION_BOUNDS_S)
 
 
 @pytest.mark.parametrize("case", BAD, ids=[case.id for case in BAD])
