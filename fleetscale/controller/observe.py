@@ -28,10 +28,11 @@ IDLE_STATES = ("warm", "draining")
 
 
 def lapsed_hosts(quotas: Iterable[tuple[str, int]], hosts: Iterable[Member]) -> set[str]:
-    """Hosts a plan gave workers (`quotas`: host, quota) whose controller registration
-    has lapsed: their workers, if any still run, run unattended."""
+    """Hosts of the last plan (`quotas`: host, quota) whose controller registration has
+    lapsed: their workers, if any still run, run unattended. A quota of 0 counts too: a
+    host held at 0 (the fleet was smaller than its workers) may still run them."""
     live = {member.id for member in hosts}
-    return {host for host, quota in quotas if quota > 0 and host not in live}
+    return {host for host, _ in quotas if host not in live}
 
 
 def unattended_workers(

@@ -65,10 +65,10 @@ class Observation:
             correction for run times less regular than exponential.
         completed_per_s: jobs completed per second over the window: how many run
             times `service_time_s` and `service_cv` rest on.
-        unattended: (host, workers) for each host the previous plan placed workers
-            on whose controller registration has lapsed while workers registered there
-            still take jobs (a paused or hung controller): nobody can stop them, so
-            they keep their share of the fleet.
+        unattended: (host, workers) for each host of the previous plan whose
+            controller registration has lapsed while workers registered there still
+            take jobs (a paused or hung controller): nobody can stop them, so they keep
+            their share of the fleet.
     """
 
     wait_p50_s: float | None = None

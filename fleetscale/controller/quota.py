@@ -49,17 +49,21 @@ def hold(desired: int, running: Iterable[tuple[str, int]]) -> dict[str, int]:
     """Quotas for hosts that no controller attends while their workers run on: each
     keeps what it runs, in host-name order, up to `desired` workers in all.
 
+    A host with workers running keeps its place even at quota 0 (the fleet is smaller
+    than they are): the next tick must still find it lapsed and count its workers, or
+    when the fleet grows again their share would go to other hosts too.
+
     Args:
         desired: the fleet size to place, workers.
         running: (host, workers taking jobs there) pairs.
 
     Returns:
-        host → quota, for the hosts that keep any.
+        host → quota, for every host that runs any workers.
     """
     held: dict[str, int] = {}
     left = max(desired, 0)
     for host, workers in sorted(running):
-        if min(workers, left) > 0:
+        if workers > 0:
             held[host] = min(workers, left)
             left -= held[host]
     return held

@@ -320,9 +320,9 @@ class Reconciler:
                      decision.reason.value)  # fmt: skip
 
     def _observe(self, view: FleetView) -> Observation:
-        """The view, the live hosts and, when a host the last plan gave workers has
-        lapsed, the workers still taking jobs there (the workers' registrations are read
-        only then: two round trips, one command per live worker)."""
+        """The view, the live hosts and, when a host of the last plan has lapsed, the
+        workers still taking jobs there (the workers' registrations are read only then:
+        two round trips, one command per live worker)."""
         hosts = self.hosts.live()
         lapsed = lapsed_hosts(self.state.quotas, hosts)
         workers = self.workers.live() if lapsed else []

@@ -40,24 +40,46 @@ def test_when_the_fleet_shrinks_below_the_unattended_workers_the_others_get_none
 def test_hold_keeps_what_runs_in_host_order_up_to_the_fleet_size() -> None:
     assert hold(5, [("b", 2), ("a", 2)]) == {"a": 2, "b": 2}
     assert hold(3, [("b", 2), ("a", 2)]) == {"a": 2, "b": 1}
-    assert hold(2, [("b", 2), ("a", 2), ("c", 0)]) == {"a": 2}
-    assert hold(0, [("a", 2)]) == {}
+    assert hold(2, [("b", 2), ("a", 2), ("c", 0)]) == {"a": 2, "b": 0}, "b stays watched"
+    assert hold(0, [("a", 2)]) == {"a": 0}
 
 
 def test_lapsed_hosts_are_those_given_workers_that_no_longer_heartbeat() -> None:
     live = [Member("A", {"capacity": "4"})]
-    assert lapsed_hosts((("A", 2), ("B", 2), ("C", 0)), live) == {"B"}
+    assert lapsed_hosts((("A", 2), ("B", 2), ("C", 0)), live) == {"B", "C"}, "C may run on"
 
 
 def test_only_workers_taking_jobs_on_a_lapsed_host_count() -> None:
     workers = [
-        Member("B:1:a", {"host": "B", "state": "running"}),
-        Member("B:2:b", {"host": "B", "state": "running"}),
-        Member("B:3:c", {"host": "B", "state": "warm"}),
-        Member("B:4:d", {"host": "B", "state": "draining"}),
-        Member("B:5:e", {"host": "B"}),  # another version's, no state: counts
-        Member("A:6:f", {"host": "A", "state": "running"}),  # A is attended
+        Member("B:1:a", {"host": "B", "state": "running", "controller": "10"}),
+        Member("B:2:b", {"host": "B", "state": "running", "controller": "10"}),
+        Member("B:3:c", {"host": "B", "state": "warm", "controller": "10"}),
+        Member("B:4:d", {"host": "B", "state": "draining", "controller": "10"}),
+        Member("B:5:e", {"host": "B", "controller": "10"}),  # no state: counts
+        Member("A:6:f", {"host": "A", "state": "running", "controller": "11"}),  # attended
         Member("x:7:g", {"host": "x", "state": "running"}),  # a hand-started worker
     ]
     assert unattended_workers(workers, {"B"}) == (("B", 3),)
     assert unattended_workers([], {"B"}) == ()
+
+
+def lead(state: State, policy: Policy, workers: list[Member], now_s: float) -> State:
+    """One leader tick as `Reconciler._observe` and `decide` run it, with live host A
+    (capacity 4) and the worker registrations `workers`."""
+    live = [Member("A", {"capacity": "4"})]
+    unattended = unattended_workers(workers, lapsed_hosts(state.quotas, live))
+    observation = Observation(hosts=(HostView("A", 4, 2, 2, 0),), unattended=unattended)
+    return decide(observation, state, policy, now_s).state
+
+
+def test_a_lapsed_host_held_at_no_share_is_still_watched_when_the_fleet_grows() -> None:
+    # B's controller is paused with 2 workers running; the fleet goes to 0 (scaled to
+    # zero, or max lowered), then back to 4: B's workers still run, so A gets 2, not 4.
+    b_workers = [
+        Member(f"B:{n}:w", {"host": "B", "state": "running", "controller": "9"}) for n in (1, 2)
+    ]
+    state = State(desired=4, quotas=(("A", 2), ("B", 2)))
+    state = lead(state, Policy(min=0, max=0), b_workers, NOW_S)
+    assert state.desired == 0
+    state = lead(state, FIXED, b_workers, NOW_S + 1)
+    assert dict(state.quotas) == {"A": 2, "B": 2}, "A would run 4 beside B's 2"
