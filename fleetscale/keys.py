@@ -22,8 +22,9 @@ Redis Cluster slot, so scripts may touch several of its keys at once.
   a retried flush counts once. Expires after `TELEMETRY_RETENTION_S`.
 - `fs:{F}:workers` (sorted set): worker id → last heartbeat (Redis ms). Members older
   than their heartbeat TTL are pruned by readers.
-- `fs:{F}:worker:<id>` (hash): a worker's host, pid, state and counters. Expires after
-  the worker's `heartbeat_ttl_s`.
+- `fs:{F}:worker:<id>` (hash): a worker's host, pid, state, counters and, for one a
+  controller started, `controller` (its parent's pid). Expires after the worker's
+  `heartbeat_ttl_s`.
 - `fs:{F}:arrivals` (sorted set): samples of the stream's `entries-added`, member
   `<ms>:<count>`, score Redis ms. Pruned after `ARRIVAL_HISTORY_S`; the key expires too.
 - `fs:{F}:lost` (stream): entries found deleted while still pending (XAUTOCLAIM's

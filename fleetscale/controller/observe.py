@@ -39,12 +39,15 @@ def unattended_workers(
     workers: Iterable[Member], lapsed: Collection[str]
 ) -> tuple[tuple[str, int], ...]:
     """(host, workers taking jobs there) for each host of `lapsed` that still has live
-    worker registrations, by host name; a warm spare or a draining worker takes no
-    jobs and does not count."""
+    worker registrations, by host name. Only workers a controller started count (field
+    `controller`): one started by hand names its machine, often a controller's host id
+    too, and no plan counts it. A warm spare or a draining worker takes no jobs."""
     counts = Counter(
         worker.host
         for worker in workers
-        if worker.host in lapsed and worker.fields.get("state") not in IDLE_STATES
+        if worker.host in lapsed
+        and "controller" in worker.fields
+        and worker.fields.get("state") not in IDLE_STATES
     )
     return tuple(sorted(counts.items()))
 

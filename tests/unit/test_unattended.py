@@ -63,6 +63,14 @@ def test_only_workers_taking_jobs_on_a_lapsed_host_count() -> None:
     assert unattended_workers([], {"B"}) == ()
 
 
+def test_hand_started_workers_on_a_lapsed_hosts_machine_keep_no_share() -> None:
+    # `fleetscale worker` run by hand names the machine's hostname, the default
+    # --host-id: a plan never counted it, so it must not take a share once the
+    # controller of that name is gone (its own workers drained with it).
+    by_hand = [Member("B:8:h", {"host": "B", "state": "running"})]
+    assert unattended_workers(by_hand, {"B"}) == ()
+
+
 def lead(state: State, policy: Policy, workers: list[Member], now_s: float) -> State:
     """One leader tick as `Reconciler._observe` and `decide` run it, with live host A
     (capacity 4) and the worker registrations `workers`."""
