@@ -5,6 +5,7 @@ the policy and the dead-letter count."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from fleetscale.config import redact_url
@@ -25,9 +26,14 @@ def _quota(member: Member) -> int | None:
     return member.number("quota")
 
 
-def hosts_of(workers: list[Member], hosts: list[Member]) -> list[dict[str, Any]]:
+def hosts_of(
+    workers: list[Member], hosts: list[Member], planned: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
     """One row per host: from its controller's heartbeat where it has one (with quota,
-    capacity, warm spares and start-up errors), else from its workers' heartbeats."""
+    capacity, warm spares and start-up errors), else from its workers' heartbeats, with
+    the quota the current plan (`planned`: host → quota) holds for them, if any: a
+    paused controller's workers keep their share while it is away."""
+    planned = planned or {}
     rows = [
         {
             "host": h.id,
@@ -47,7 +53,7 @@ def hosts_of(workers: list[Member], hosts: list[Member]) -> list[dict[str, Any]]
         w.host for w in workers if w.host not in controlled and w.fields.get("state") == "running"
     )
     rows += [
-        {"host": name, "running": running[name], "ready": ready[name], "quota": None,
+        {"host": name, "running": running[name], "ready": ready[name], "quota": planned.get(name),
          "capacity": None, "warm": 0, "spawn_failures": 0, "last_error": None}
         for name in running
     ]  # fmt: skip
@@ -102,8 +108,9 @@ def read_status(
     hosts = LiveSet(client, url, keys.hosts, keys.host).live()
     plan = PlanStore(client, keys, url).read()
     policy = PolicyStore(client, keys, url).read()
-    rows = hosts_of(workers, hosts)
     leader_host = host_of(leader.decode()) if leader else None
+    current = plan if current_desired(plan, leader_host) is not None else None
+    rows = hosts_of(workers, hosts, current.quotas if current else None)
     return {
         "fleet": keys.fleet,
         "leader": leader_host,

@@ -81,6 +81,8 @@ def _host_line(host: dict[str, Any]) -> str:
         f"  host {host['host']}: running {host['running']}  ready {host['ready']}"
         f"  quota {_count(host['quota'])}  capacity {_count(host['capacity'])}  warm {host['warm']}"
     )
+    if host["capacity"] is None and host["quota"] is not None:
+        line += "  (no controller heartbeat: the plan holds this share for its workers)"
     if host["last_error"]:
         line += f"\n    start-up failures {host['spawn_failures']}, last: {host['last_error']}"
     return line
