@@ -60,6 +60,11 @@ def _worker_words(ctx: click.Context, param: click.Parameter, value: str) -> tup
         raise click.BadParameter(f"fleetscale worker: {exc.format_message()}", ctx, param) from None
     if extra:
         raise click.BadParameter(f"{extra[0]!r} is no flag of fleetscale worker", ctx, param)
+    help_option = worker_command.get_help_option(worker)
+    if help_option is not None and given.get(help_option.name or ""):
+        raise click.BadParameter(
+            "--help would make every worker print its help and exit", ctx, param
+        )
     return tuple(words)
 
 

@@ -46,7 +46,8 @@ def test_names_with_spaces_or_accents_and_a_lease_of_two_ticks_pass_the_checks()
      ("--warm", "--warm"), ("--burst", "--burst"), ("--zygote", "--zygote"),
      ("--min-idle 1e12", "--min-idle"), ("--min-idle x", "--min-idle"),
      ("--max-batch 0", "--max-batch"), ("--sample-every -3", "--sample-every"),
-     ("--log-level nope", "--log-level"), ("--max-payload-bytes=lots", "--max-payload-bytes")],
+     ("--log-level nope", "--log-level"), ("--max-payload-bytes=lots", "--max-payload-bytes"),
+     ("--help", "--help")],
 )  # fmt: skip
 def test_worker_args_that_every_worker_would_refuse_or_the_controller_sets_are_refused(
     words: str, named: str
