@@ -459,7 +459,8 @@ def report(r: Results) -> str:
     ]
     lines += [
         "",
-        f"**Controller**: `--tick 100ms`, 2 workers at most, {LOAD_PER_S} jobs/s of "
+        f"**Controller**: `--tick 100ms`, 2 worker processes at most (a warm spare among "
+        f"them), {LOAD_PER_S} jobs/s of "
         f"{LOAD_JOB_S * 1000:.0f} ms; its own RSS, not its workers'; baseline its RSS after "
         f"{EARLY_TICKS} ticks.",
         "",
