@@ -16,12 +16,12 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
-from fleetscale.cli.words import counted, noun
 from fleetscale.deadletters import NOT_FOUND, DeadLetters, validate_letter_id
 from fleetscale.errors import ConfigurationError
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
 from fleetscale.store import connect
+from fleetscale.words import counted, noun
 
 
 def _letters(fleet: str, redis_url: str | None) -> DeadLetters:

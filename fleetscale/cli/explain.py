@@ -16,11 +16,11 @@ from fleetscale.cli.options import (
 )
 from fleetscale.cli.root import main
 from fleetscale.cli.status import format_rate, format_seconds, format_wait, json_line
-from fleetscale.cli.words import noun
 from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
 from fleetscale.store import connect
+from fleetscale.words import noun
 
 
 def _number(value: Any) -> str:

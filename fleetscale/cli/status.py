@@ -22,12 +22,12 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import main
-from fleetscale.cli.words import counted
 from fleetscale.errors import RedisUnavailable
 from fleetscale.histogram import MAX_VALUE_S
 from fleetscale.keys import TELEMETRY_RETENTION_S, FleetKeys
 from fleetscale.status import read_status
 from fleetscale.store import connect
+from fleetscale.words import counted
 
 _RETENTION = f"{TELEMETRY_RETENTION_S / 60:g}m"
 

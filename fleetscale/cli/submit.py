@@ -21,9 +21,9 @@ from fleetscale.cli.options import (
     reports_errors,
 )
 from fleetscale.cli.root import discard_stdout, main
-from fleetscale.cli.words import counted, noun
 from fleetscale.errors import ConfigurationError, FleetscaleError
 from fleetscale.producer import JobSpec, Producer, parse_job_line, strict_json
+from fleetscale.words import counted, noun
 
 CHUNK = 1000
 MAX_COUNT = 10_000_000

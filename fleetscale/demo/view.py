@@ -8,6 +8,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fleetscale.words import counted
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -90,7 +92,7 @@ class Summary:
         if self.static_workers is not None and self.static_worker_seconds:
             share = self.worker_seconds / self.static_worker_seconds
             lines.append(
-                f"a fixed fleet meeting the target needs {self.static_workers} workers: "
+                f"a fixed fleet meeting the target needs {counted(self.static_workers, 'worker')}: "
                 f"{self.static_worker_seconds:.0f} worker-seconds (fleetscale used {share:.0%})"
             )
         return lines

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 from fleetscale.cli import main
 from fleetscale.cli.explain import render as render_decision
 from fleetscale.cli.status import render as render_status
-from fleetscale.cli.words import counted
 from fleetscale.config import RedisSettings
 from fleetscale.keys import FleetKeys
 from fleetscale.producer import Producer
 from fleetscale.status import read_status
 from fleetscale.store import Client
+from fleetscale.words import counted
 from tests.integration.test_dlq_replay import add_letters
 
 

@@ -1,4 +1,4 @@
-"""Words of the CLI's messages: one home for how a count and its noun agree."""
+"""Words of user-facing messages (CLI and demo): one home for how a count and its noun agree."""
 
 from __future__ import annotations
 
