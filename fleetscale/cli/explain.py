@@ -20,7 +20,7 @@ from fleetscale.controller.plan import PlanStore
 from fleetscale.keys import FleetKeys
 from fleetscale.status import require_fleet
 from fleetscale.store import connect
-from fleetscale.words import noun
+from fleetscale.words import counted, noun
 
 
 def _number(value: Any) -> str:
@@ -74,7 +74,21 @@ def render(record: dict[str, Any]) -> str:
         f"  telemetry age {format_seconds(read_age)}{stale}",
         f"{model}  quotas {record.get('quotas', 'unknown')}",
     ]
+    held = _held(obs.get("unattended"))
+    if held:
+        lines.append(f"  held for workers whose controller lapsed: {held}")
     return "\n".join(lines)
+
+
+def _held(unattended: object) -> str:
+    """`host-b 2, host-c 1` from the observation's (host, workers) pairs of hosts whose
+    controller lapsed while their workers ran on; '' for none (or another version's)."""
+    pairs = unattended if isinstance(unattended, list) else []
+    return ", ".join(
+        f"{pair[0]} {counted(pair[1], 'worker')}"
+        for pair in pairs
+        if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], int)
+    )
 
 
 @main.command("explain")

@@ -30,3 +30,9 @@ def test_explain_shows_large_and_small_values_without_scientific_notation() -> N
     assert "e+" not in text and "e-" not in text, text
     assert "head-of-line 1234.50s" in text and "service 457µs" in text, text
     assert "arrivals 1234.5/s" in text and "wait ratio 2400" in text, text
+
+
+def test_explain_names_the_share_held_for_workers_whose_controller_lapsed() -> None:
+    text = render_decision(decision(unattended=[["host-b", 2], ["host-c", 1]]))
+    assert "held for workers whose controller lapsed: host-b 2 workers, host-c 1 worker" in text
+    assert "held" not in render_decision(decision(unattended=[]))
