@@ -77,7 +77,8 @@ def drain_workers(tick: Tick, rate_per_s: float | None, service_s: float | None)
         return 0
     if service_s is None or service_s <= 0.0 or rate_per_s is None:
         return None  # a run time of 0 is a window of jobs too short to time: unknown
-    ready = sum(host.ready for host in signals.hosts)
+    # Workers still running where a controller lapsed take jobs too.
+    ready = sum(host.ready for host in signals.hosts) + sum(n for _, n in signals.unattended)
     queued = max(0, backlog - ready)
     grown = queued + max(0.0, rate_per_s - ready / service_s) * STARTUP_S
     within_s = policy.target_p99_s * DRAIN_HEADROOM

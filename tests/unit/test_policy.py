@@ -576,6 +576,16 @@ def test_the_drain_size_is_the_fewest_workers_that_soon_serve_arrivals_in_time(
     assert late_wait_s(workers) <= allowed_s + 1e-9 < late_wait_s(workers - 1)
 
 
+def test_the_drain_size_counts_workers_running_on_where_a_controller_lapsed() -> None:
+    # Held at their share (quota.hold), they serve the queue: leaving them out sized the
+    # drain as if they were not there.
+    attended = observe(12, head_of_line_age_s=2.0, backlog=200)
+    lapsed = observe(9, head_of_line_age_s=2.0, backlog=200, unattended=(("paused", 3),))
+    sizes = [drain_workers(Tick(o, State(), POLICY, NOW_S, 12), 100.0, SERVICE_S)
+             for o in (attended, lapsed)]  # fmt: skip
+    assert sizes[0] is not None and sizes[0] == sizes[1], sizes
+
+
 def test_decide_is_pure_the_same_inputs_give_the_same_decision() -> None:
     observation = observe(12, wait_p99_s=0.9, head_of_line_age_s=0.3, backlog=30)
     state = remembered(12)
