@@ -81,8 +81,9 @@ def render(record: dict[str, Any]) -> str:
 
 
 def _held(unattended: object) -> str:
-    """`host-b 2, host-c 1` from the observation's (host, workers) pairs of hosts whose
-    controller lapsed while their workers ran on; '' for none (or another version's)."""
+    """`host-b 2 workers, host-c 1 worker` from the observation's (host, workers) pairs
+    of hosts whose controller lapsed while their workers ran on; '' for none (or for
+    another version's)."""
     pairs = unattended if isinstance(unattended, list) else []
     return ", ".join(
         f"{pair[0]} {counted(pair[1], 'worker')}"
