@@ -18,15 +18,12 @@ from fleetscale.cli.options import (
 from fleetscale.cli.root import main
 from fleetscale.errors import ConfigurationError
 from fleetscale.exitcode import ExitCode
-from fleetscale.sim.engine import SimConfig, check_period
+from fleetscale.sim.engine import DEFAULT_CAPACITY, SimConfig, check_period
 from fleetscale.sim.pool import StartUp
 from fleetscale.sim.scaler import POLICIES
 from fleetscale.sim.scenario import run_scenario, sim_policy, trace_service
 from fleetscale.sim.service import check_service
 from fleetscale.sim.trace import SHIPPED, load_trace
-
-SIM_CAPACITY = sum(capacity for _, capacity in SimConfig().hosts)
-"""The simulated hosts' capacity, workers: the most `--min` and `--max` may ask for."""
 
 
 def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -41,10 +38,10 @@ def _service_cv(ctx: click.Context, param: click.Parameter, value: float | None)
 def _within_capacity(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """Click callback: `--min`/`--max` up to the simulated hosts' capacity (the pool
     could never run more)."""
-    if value is not None and value > SIM_CAPACITY:
+    if value is not None and value > DEFAULT_CAPACITY:
         raise click.BadParameter(
-            f"{value} is above the simulated hosts' capacity, {SIM_CAPACITY} workers: "
-            f"use at most {SIM_CAPACITY}",
+            f"{value} is above the simulated hosts' capacity, {DEFAULT_CAPACITY} workers: "
+            f"use at most {DEFAULT_CAPACITY}",
             ctx,
             param,
         )
@@ -102,7 +99,7 @@ def _within_capacity(ctx: click.Context, param: click.Parameter, value: int | No
     default=0,
     show_default=True,
     callback=_within_capacity,
-    help=f"Fewest workers, up to the simulated hosts' capacity, {SIM_CAPACITY}.",
+    help=f"Fewest workers, up to the simulated hosts' capacity, {DEFAULT_CAPACITY}.",
 )
 @click.option(
     "--max",
@@ -110,7 +107,7 @@ def _within_capacity(ctx: click.Context, param: click.Parameter, value: int | No
     type=click.IntRange(min=0),
     default=None,
     callback=_within_capacity,
-    help=f"Most workers, up to the simulated hosts' capacity [{SIM_CAPACITY}].",
+    help=f"Most workers, up to the simulated hosts' capacity [{DEFAULT_CAPACITY}].",
 )
 @click.option(
     "--seed",
@@ -141,7 +138,7 @@ def simulate(
       fleetscale simulate --trace step --policy default --plot step.png
       fleetscale simulate --trace my_load.csv --policy hpa --json
     """
-    check_min_max(min_workers, SIM_CAPACITY if max_workers is None else max_workers)
+    check_min_max(min_workers, DEFAULT_CAPACITY if max_workers is None else max_workers)
     try:
         trace = load_trace(trace_name)
         settings = {"target_p99_s": str(target_p99), "min": str(min_workers)}

@@ -36,6 +36,8 @@ from fleetscale.sim.trace import Trace
 
 DEFAULT_HOSTS = tuple((f"host-{i}", 64) for i in range(8))
 """Eight hosts of 64 workers each."""
+DEFAULT_CAPACITY = sum(capacity for _, capacity in DEFAULT_HOSTS)
+"""The most workers the default hosts run (512)."""
 
 MAX_DECISIONS = 1_000_000
 """The most decisions one run may take (trace length ÷ period): a tiny period fails at

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fleetscale.controller.policy import Policy
 from fleetscale.errors import ConfigurationError
-from fleetscale.sim.engine import Run, SimConfig, simulate
+from fleetscale.sim.engine import DEFAULT_CAPACITY, Run, SimConfig, simulate
 from fleetscale.sim.report import Summary, check_scorable, summarise
 from fleetscale.sim.scaler import make_scaler, oracle_workers
 from fleetscale.sim.service import ServiceTime, service_time
@@ -51,7 +51,7 @@ def sim_policy(**settings: str) -> Policy:
             hosts' capacity (512 workers): the pool could never run them, and they were
             cut to it silently.
     """
-    capacity = sum(capacity for _, capacity in SimConfig().hosts)
+    capacity = DEFAULT_CAPACITY
     for key in ("min", "max"):
         try:
             workers = int(settings.get(key, "0"))
