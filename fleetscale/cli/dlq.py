@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -168,7 +169,7 @@ def dlq_purge(fleet: str, *, ids: tuple[str, ...], redis_url: str | None, yes: b
     if not ids:
         click.echo(f"purged {_letters_text(letters.purge(through=newest))}")
         return
-    missing = [letter_id for letter_id in ids if not letters.purge(ids=(letter_id,))]
+    missing = letters.purge_ids(ids)
     click.echo(f"purged {_letters_text(len(ids) - len(missing))}")
     _refuse_missing(fleet, missing)
 
@@ -178,7 +179,7 @@ def _checked(ids: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(validate_letter_id(letter_id) for letter_id in ids))
 
 
-def _refuse_missing(fleet: str, missing: list[str]) -> None:
+def _refuse_missing(fleet: str, missing: Sequence[str]) -> None:
     """Given ids that are not dead letters (a typo, or replayed or purged already): one
     error line naming them, a usage error, once the others are done."""
     if missing:
